@@ -1,0 +1,75 @@
+/* Every setting of every subcommand, filled alike from the config file
+ * and the command line (the file first, then flags on top), from one
+ * table of options (name, type, bounds, help) in options.c. */
+#ifndef MASQ_APP_OPTIONS_H
+#define MASQ_APP_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "proto/addr.h"
+
+#define MASQ_PATH_MAX 4096
+#define MASQ_MAX_TOKENS 64
+#define MASQ_MAX_FORWARDS 64
+#define MASQ_TOKEN_MAX 256
+
+typedef enum { MASQ_CMD_SERVER, MASQ_CMD_FORWARD, MASQ_CMD_GENCERT } masq_cmd;
+
+typedef struct masq_opts {
+  masq_cmd cmd;
+  int verbose; /* count of -v */
+  char config[MASQ_PATH_MAX];
+
+  /* server */
+  char listen[128];  /* ADDR:PORT, default "[::]:443" */
+  char cert[MASQ_PATH_MAX];
+  char key[MASQ_PATH_MAX];
+  char tokens[MASQ_MAX_TOKENS][MASQ_TOKEN_MAX + 1];
+  size_t ntokens;
+  int no_auth;
+  masq_cidr allow[MASQ_POLICY_MAX];
+  size_t nallow;
+  char udp_template[1024]; /* default MASQ_DEFAULT_UDP_TEMPLATE */
+  unsigned idle_timeout;   /* seconds a tunnel may stay silent; default 120 */
+  unsigned max_tunnels;    /* per QUIC connection; default 256 */
+  unsigned max_conns;      /* per server; default 1024 */
+
+  /* forward (client) */
+  char proxy[1024]; /* https://HOST[:PORT] */
+  char token[MASQ_TOKEN_MAX + 1];
+  char ca[MASQ_PATH_MAX];
+  int insecure;
+  masq_fwdspec udp[MASQ_MAX_FORWARDS];
+  size_t nudp;
+
+  /* gencert */
+  char out_cert[MASQ_PATH_MAX];
+  char out_key[MASQ_PATH_MAX];
+  char names[8][256]; /* subjectAltNames (DNS names or IP literals) */
+  size_t nnames;
+  unsigned days;
+} masq_opts;
+
+/* Defaults for cmd. */
+void masq_opts_init(masq_opts *o, masq_cmd cmd);
+
+/* Parses argv (after the subcommand name). A --config FILE is loaded
+ * first wherever it stands, then the flags apply on top. Returns 0, 1 if
+ * --help was printed (caller exits 0), or -1 with a one-line reason in
+ * err naming the bad flag or config line. */
+int masq_opts_parse(masq_opts *o, int argc, char **argv, char *err, size_t errcap);
+
+/* Loads an INI file (WireGuard style, [Server] / [Forward] sections with
+ * the same names as the long flags, e.g. "Token = x", "Allow = 10.0.0.0/8",
+ * "UDP = 5353:1.1.1.1:53"). Returns 0 or -1 with "FILE:LINE: reason". */
+int masq_opts_load_file(masq_opts *o, const char *path, char *err, size_t errcap);
+
+/* Same from a string (for tests and the fuzzer). */
+int masq_opts_load_string(masq_opts *o, const char *text, char *err, size_t errcap);
+
+/* Prints the subcommand's usage, generated from the option table. */
+void masq_opts_usage(masq_cmd cmd, FILE *f);
+
+#endif

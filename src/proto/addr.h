@@ -1,0 +1,73 @@
+/* IP addresses, prefixes, host:port specs and the target policy, without
+ * any socket: addresses are plain bytes here and the io layer converts. */
+#ifndef MASQ_PROTO_ADDR_H
+#define MASQ_PROTO_ADDR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/wire.h"
+
+#define MASQ_FWD_HOST_MAX (MASQ_MAX_HOST + 1)
+
+typedef struct masq_ip {
+  uint8_t family; /* 4 or 6 */
+  uint8_t a[16];  /* IPv4 in a[0..3] */
+} masq_ip;
+
+typedef struct masq_cidr {
+  masq_ip ip;
+  uint8_t plen; /* prefix length */
+} masq_cidr;
+
+/* Parses an IPv4 dotted quad or an IPv6 literal (no brackets, no zone).
+ * Returns 0 or -1. */
+int masq_ip_parse(const char *s, masq_ip *out);
+
+/* Formats ip (IPv6 in RFC 5952 form). Returns out, or NULL if cap < 46. */
+char *masq_ip_format(const masq_ip *ip, char *out, size_t cap);
+
+/* Parses "ADDR/LEN" or a bare address (full length). Host bits below the
+ * prefix must be zero. Returns 0 or -1. */
+int masq_cidr_parse(const char *s, masq_cidr *out);
+
+/* 1 if ip is inside c (same family; an IPv4-mapped IPv6 address
+ * ::ffff:a.b.c.d is matched as its IPv4 address). */
+int masq_cidr_contains(const masq_cidr *c, const masq_ip *ip);
+
+/* Splits "HOST:PORT", "[V6]:PORT" or, with default_port >= 0, a bare
+ * "HOST" / "[V6]". host gets the name or literal without brackets.
+ * Port must be 1..65535 (0 allowed only if allow_zero). Returns 0 or -1. */
+int masq_hostport_parse(const char *s, char *host, size_t hcap, uint16_t *port,
+                        int default_port, int allow_zero);
+
+/* ssh -L style forward spec: "[BIND:]PORT:HOST:HOSTPORT", IPv6 literals in
+ * brackets. bind defaults to "127.0.0.1" when omitted. */
+typedef struct masq_fwdspec {
+  char bind[64];
+  uint16_t port;
+  char host[MASQ_FWD_HOST_MAX];
+  uint16_t hostport;
+} masq_fwdspec;
+int masq_fwdspec_parse(const char *s, masq_fwdspec *out);
+
+/* Target policy (issue 2 §3): a deny list checked against resolved
+ * addresses, with an allow list that takes precedence. */
+#define MASQ_POLICY_MAX 64
+typedef struct masq_policy {
+  masq_cidr deny[MASQ_POLICY_MAX];
+  size_t ndeny;
+  masq_cidr allow[MASQ_POLICY_MAX];
+  size_t nallow;
+} masq_policy;
+
+/* Fills the default deny list: unspecified, loopback, link-local,
+ * private (RFC 1918), shared (RFC 6598), unique-local, multicast,
+ * reserved/broadcast, documentation is NOT included. */
+void masq_policy_init_default(masq_policy *p);
+int masq_policy_allow(masq_policy *p, const masq_cidr *c);  /* -1 if full */
+int masq_policy_deny(masq_policy *p, const masq_cidr *c);   /* -1 if full */
+/* 1 if ip may be a target. */
+int masq_policy_check(const masq_policy *p, const masq_ip *ip);
+
+#endif

@@ -1,0 +1,73 @@
+/* The request and response headers of a MASQUE tunnel (RFC 9114 §4.3,
+ * RFC 9220, RFC 9297 §3.4, RFC 9298 §3, RFC 9209), gathered field by field
+ * as the HTTP/3 layer decodes them and then validated in one call. */
+#ifndef MASQ_PROTO_REQUEST_H
+#define MASQ_PROTO_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/wire.h"
+
+typedef struct masq_hfield {
+  char v[MASQ_MAX_HEADER_VALUE + 1];
+  uint16_t len;
+  uint8_t present; /* 1 once seen; a second copy sets dup */
+  uint8_t dup;
+} masq_hfield;
+
+/* The fields masq looks at; everything else is ignored. */
+typedef struct masq_reqhdrs {
+  masq_hfield method, protocol, scheme, authority, path, status;
+  masq_hfield capsule_protocol; /* RFC 9297 §3.4 */
+  masq_hfield proxy_authorization, authorization;
+  masq_hfield proxy_status; /* RFC 9209, in responses */
+  uint8_t too_long; /* a kept field exceeded MASQ_MAX_HEADER_VALUE */
+  uint8_t bad_pseudo; /* unknown pseudo-header, or pseudo after regular */
+  uint8_t seen_regular;
+} masq_reqhdrs;
+
+void masq_reqhdrs_init(masq_reqhdrs *h);
+
+/* Records one decoded field (names arrive lower-case from HTTP/3). */
+void masq_reqhdrs_add(masq_reqhdrs *h, const uint8_t *name, size_t nlen, const uint8_t *value,
+                      size_t vlen);
+
+/* Result of checking an Extended CONNECT request. */
+typedef struct masq_reqcheck {
+  int status;             /* 0 if valid, else the HTTP status to answer */
+  const char *error;      /* RFC 9209 error type for Proxy-Status, or NULL */
+  const char *detail;     /* static human-readable reason */
+  int capsule_protocol;   /* 1 if "capsule-protocol: ?1" was sent */
+} masq_reqcheck;
+
+/* Validates h as an Extended CONNECT request for upgrade token `protocol`
+ * ("connect-udp"): :method CONNECT, :protocol present, :scheme https,
+ * non-empty :authority and :path, no duplicate or unknown pseudo-headers.
+ * A request that is malformed gets 400; a CONNECT with another :protocol
+ * gets 501 (RFC 9220); a non-CONNECT method gets 405... each with the
+ * reason in detail. capsule-protocol is optional (RFC 9298 §3 SHOULD); a
+ * value that is not a Structured Fields boolean gets 400. */
+void masq_reqcheck_connect(const masq_reqhdrs *h, const char *protocol, masq_reqcheck *out);
+
+/* Extracts the bearer token from Proxy-Authorization, else Authorization
+ * ("Bearer" is case-insensitive, RFC 6750 §2.1). Returns a pointer into h
+ * and its length, or NULL if neither carries a bearer token. */
+const char *masq_reqhdrs_bearer(const masq_reqhdrs *h, size_t *len);
+
+/* Parses a Structured Fields boolean (RFC 8941 §3.3.6) with optional
+ * parameters, as used by capsule-protocol. Returns 1 (?1), 0 (?0) or -1
+ * (not a boolean). */
+int masq_sf_boolean_parse(const char *v, size_t len);
+
+/* Formats a Proxy-Status field value (RFC 9209 §2): `masq; error=TYPE`
+ * plus `; details="..."` if details is non-NULL (quoted-string escaped,
+ * non-printable characters dropped). Returns the length, or -1 if it does
+ * not fit. */
+int masq_proxy_status_format(char *out, size_t cap, const char *error, const char *details);
+
+/* Compares two byte strings in time that depends only on the lengths,
+ * for tokens (issue: constant-time comparison). Returns 1 if equal. */
+int masq_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+
+#endif
