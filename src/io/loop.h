@@ -40,21 +40,31 @@ uint64_t masq_now(void);
 
 /* Returns NULL and sets errno on failure. */
 masq_loop *masq_loop_new(void);
+/* Stop every io and timer first: armed timers are not touched. Signals
+ * added with masq_loop_add_signal stay blocked. */
 void masq_loop_free(masq_loop *loop);
 
 /* Runs until masq_loop_stop. Returns 0, or -1 with errno on a failure of
- * epoll itself. */
+ * epoll itself. Each iteration: wait, io callbacks, due timers, hooks.
+ * Callbacks may stop, re-arm or free any io or timer, their own included. */
 int masq_loop_run(masq_loop *loop);
+/* No further io or timer callbacks in this iteration; the hooks still run
+ * once, then masq_loop_run returns. */
 void masq_loop_stop(masq_loop *loop);
 
-/* Watch fd for events (MASQ_EV_*). start returns 0 or -1/errno. */
+/* Watch fd for events (MASQ_EV_*), level-triggered. start returns 0 or
+ * -1/errno. An error or hang-up on fd is reported as the watched events,
+ * so the next read/write returns the error. After stop (io->fd == -1) the
+ * io gets no more callbacks, even for events already fetched, and may be
+ * freed at once. */
 int masq_io_start(masq_loop *loop, masq_io *io, int fd, uint32_t events, masq_io_cb cb,
                   void *ud);
 int masq_io_update(masq_loop *loop, masq_io *io, uint32_t events);
 void masq_io_stop(masq_loop *loop, masq_io *io); /* does not close fd */
 
 void masq_timer_init(masq_timer *t, masq_timer_cb cb, void *ud);
-/* (Re)arms t to fire once at deadline (masq_now() scale). */
+/* (Re)arms t to fire once at deadline (masq_now() scale). A timer is
+ * unarmed when its callback runs. */
 int masq_timer_set(masq_loop *loop, masq_timer *t, uint64_t deadline);
 void masq_timer_stop(masq_loop *loop, masq_timer *t);
 int masq_timer_armed(const masq_timer *t);

@@ -43,12 +43,16 @@ int masq_udp_connect(const masq_sockaddr *remote);
  * from may be NULL. Returns the byte count, or -1 with errno (EAGAIN when
  * empty). MSG_TRUNC is reported as -1 with errno EMSGSIZE after the
  * datagram has been consumed, so oversized input is never truncated
- * silently. */
+ * silently. With GRO, cap should be 64 KiB to hold a whole train. */
 ssize_t masq_udp_recv(int fd, uint8_t *buf, size_t cap, masq_sockaddr *from, size_t *seg);
 
 /* Sends len bytes as one datagram, or, with seg < len, as a GSO batch of
  * seg-sized datagrams (last one may be shorter). to may be NULL for a
- * connected socket. Returns 0 or -1 with errno (EAGAIN when full). */
+ * connected socket; otherwise it must be in the socket's family (an IPv4
+ * peer of a dual-stack socket is v4-mapped, as masq_udp_recv reports it).
+ * Returns 0 or -1 with errno (EAGAIN when full). Where the kernel refuses
+ * GSO the segments go out one by one; if that fails midway the rest is
+ * dropped (like network loss) and 0 is returned, never a duplicate. */
 int masq_udp_send(int fd, const uint8_t *buf, size_t len, size_t seg, const masq_sockaddr *to);
 
 /* Fills out with every address configured on this host's interfaces (the

@@ -37,12 +37,28 @@ int masq_cidr_contains(const masq_cidr *c, const masq_ip *ip);
 
 /* Splits "HOST:PORT", "[V6]:PORT" or, with default_port >= 0, a bare
  * "HOST" / "[V6]". host gets the name or literal without brackets.
- * Port must be 1..65535 (0 allowed only if allow_zero). Returns 0 or -1. */
+ * Port must be 1..65535 (0 allowed only if allow_zero), plain decimal
+ * without sign or leading zero. HOST is letters, digits, '-', '_', '.'
+ * (at most MASQ_MAX_HOST); an unbracketed IPv6 literal is refused as
+ * ambiguous. Returns 0 or -1. */
 int masq_hostport_parse(const char *s, char *host, size_t hcap, uint16_t *port,
                         int default_port, int allow_zero);
 
+/* Parses a port s[0..n): decimal 1..65535 (0 too if allow_zero), no
+ * sign, space or leading zero; e.g. RFC 9298 §3 target_port. 0 or -1. */
+int masq_port_parse(const char *s, size_t n, int allow_zero, uint16_t *port);
+
+/* Classifies a decoded RFC 9298 §3 target_host: returns 1 if it is an IPv4
+ * or IPv6 literal (stored in *ip if ip is non-NULL), 0 if it is a
+ * syntactically valid DNS name (LDH labels plus '_', 1..63 octets each,
+ * <= 253 characters, optional final dot, last label not all digits), or
+ * -1 otherwise (empty, zone IDs, brackets, other characters): the server
+ * answers 400 for -1. */
+int masq_target_host_parse(const char *s, masq_ip *ip);
+
 /* ssh -L style forward spec: "[BIND:]PORT:HOST:HOSTPORT", IPv6 literals in
- * brackets. bind defaults to "127.0.0.1" when omitted. */
+ * brackets (stored without them). bind defaults to "127.0.0.1" when
+ * omitted and must be an IP literal; ports must be 1..65535. 0 or -1. */
 typedef struct masq_fwdspec {
   char bind[64];
   uint16_t port;
@@ -61,13 +77,18 @@ typedef struct masq_policy {
   size_t nallow;
 } masq_policy;
 
-/* Fills the default deny list: unspecified, loopback, link-local,
- * private (RFC 1918), shared (RFC 6598), unique-local, multicast,
- * reserved/broadcast, documentation is NOT included. */
+/* Fills the default deny list (see addr.c for each prefix's RFC):
+ * "this network", loopback, link-local, private (RFC 1918), shared
+ * (RFC 6598), IETF protocol assignments (192.0.0.0/24), benchmarking
+ * (198.18.0.0/15), multicast, reserved and broadcast (240.0.0.0/4),
+ * IPv6 unspecified, loopback, link-local, site-local, unique-local and
+ * multicast; IPv4-mapped IPv6 forms match the IPv4 rules. Documentation
+ * prefixes are NOT included. Empties the allow list. */
 void masq_policy_init_default(masq_policy *p);
 int masq_policy_allow(masq_policy *p, const masq_cidr *c);  /* -1 if full */
 int masq_policy_deny(masq_policy *p, const masq_cidr *c);   /* -1 if full */
-/* 1 if ip may be a target. */
+/* 1 if ip may be a target: it is in the allow list, or in no deny rule.
+ * 0 otherwise (also for a family other than 4 or 6). */
 int masq_policy_check(const masq_policy *p, const masq_ip *ip);
 
 #endif

@@ -19,10 +19,11 @@ typedef enum {
 } masq_capsule_action;
 
 typedef struct masq_capsule_callbacks {
-  /* A capsule header was read: type and payload length. Return an action,
-   * or a negative value to stop the parser with that error. Wanting a
-   * capsule longer than the parser's buffer makes feed() fail with
-   * MASQ_CAPSULE_ERR_TOO_LONG unless on_begin returns SKIP for it. */
+  /* A capsule header was read: type and payload length. Return an action
+   * (any other non-negative value counts as SKIP), or a negative value to
+   * stop the parser with that error. Wanting a capsule longer than the
+   * parser's buffer makes feed() fail with MASQ_CAPSULE_ERR_TOO_LONG
+   * unless on_begin returns SKIP for it. */
   int (*on_begin)(void *user, uint64_t type, uint64_t len);
   /* A whole DELIVER capsule. payload is valid only during the call. A
    * negative return stops the parser with that error. */
@@ -61,14 +62,16 @@ void masq_capsule_parser_init(masq_capsule_parser *p, const masq_capsule_callbac
 int masq_capsule_parser_feed(masq_capsule_parser *p, const uint8_t *data, size_t len);
 
 /* The stream ended (FIN). Returns 0 if it ended between capsules, else
- * MASQ_CAPSULE_ERR_TRUNCATED (RFC 9297 §3.3: a malformed stream). */
+ * MASQ_CAPSULE_ERR_TRUNCATED (RFC 9297 §3.3: a malformed stream), which
+ * like any error makes later calls return MASQ_CAPSULE_ERR_FAILED. */
 int masq_capsule_parser_finish(masq_capsule_parser *p);
 
-/* Length of the header (type + length varints) of a capsule. */
+/* Length of the header (type + length varints) of a capsule; 0 if either
+ * exceeds MASQ_VARINT_MAX. */
 size_t masq_capsule_header_len(uint64_t type, uint64_t payload_len);
 
 /* Writes that header at dst (masq_capsule_header_len bytes). Returns the
- * number of bytes written. */
+ * number of bytes written (0, writing nothing, for unencodable values). */
 size_t masq_capsule_header_encode(uint8_t *dst, uint64_t type, uint64_t payload_len);
 
 #endif

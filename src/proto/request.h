@@ -25,11 +25,17 @@ typedef struct masq_reqhdrs {
   uint8_t too_long; /* a kept field exceeded MASQ_MAX_HEADER_VALUE */
   uint8_t bad_pseudo; /* unknown pseudo-header, or pseudo after regular */
   uint8_t seen_regular;
+  uint8_t bad_field; /* empty or upper-case name, or a kept value holding
+                        NUL, CR or LF (RFC 9114 §4.2): malformed */
 } masq_reqhdrs;
 
 void masq_reqhdrs_init(masq_reqhdrs *h);
 
-/* Records one decoded field (names arrive lower-case from HTTP/3). */
+/* Records one decoded field (names arrive lower-case from HTTP/3 and are
+ * compared exactly). The first copy of a field is kept; a second one
+ * sets its dup. A value longer than MASQ_MAX_HEADER_VALUE sets too_long
+ * and the field is marked present with an empty value. Fields not in the
+ * struct are ignored (but still count as regular fields). */
 void masq_reqhdrs_add(masq_reqhdrs *h, const uint8_t *name, size_t nlen, const uint8_t *value,
                       size_t vlen);
 
@@ -43,31 +49,47 @@ typedef struct masq_reqcheck {
 
 /* Validates h as an Extended CONNECT request for upgrade token `protocol`
  * ("connect-udp"): :method CONNECT, :protocol present, :scheme https,
- * non-empty :authority and :path, no duplicate or unknown pseudo-headers.
- * A request that is malformed gets 400; a CONNECT with another :protocol
- * gets 501 (RFC 9220); a non-CONNECT method gets 405... each with the
- * reason in detail. capsule-protocol is optional (RFC 9298 §3 SHOULD); a
- * value that is not a Structured Fields boolean gets 400. */
+ * non-empty :authority and :path starting with '/', no duplicate or
+ * unknown pseudo-headers, no :status. In order:
+ *  - malformed (too_long, bad_pseudo, bad_field, duplicate pseudo-header,
+ *    :status, no :method): 400, error "http_request_error";
+ *  - method other than CONNECT: 405 ("http_request_error"); the caller
+ *    must send "allow: CONNECT" with it (RFC 9110 §15.5.6);
+ *  - CONNECT without :protocol (classic CONNECT, not served here) or
+ *    without :scheme/:authority/:path: 400;
+ *  - another :protocol (compared exactly): 501 (RFC 9220), error
+ *    "proxy_internal_response";
+ *  - :scheme not https (case-insensitive), :path not "/...": 400.
+ * detail is always a static string. capsule-protocol is optional (RFC 9298
+ * §3 SHOULD): capsule_protocol is 1 only for a single field that parses
+ * as ?1; ?0, an unparsable value or a repeated field are treated as
+ * absent, as RFC 9297 §3.4 requires, and are not errors. */
 void masq_reqcheck_connect(const masq_reqhdrs *h, const char *protocol, masq_reqcheck *out);
 
 /* Extracts the bearer token from Proxy-Authorization, else Authorization
- * ("Bearer" is case-insensitive, RFC 6750 §2.1). Returns a pointer into h
- * and its length, or NULL if neither carries a bearer token. */
+ * ("Bearer" is case-insensitive, then 1*SP and a b64token, RFC 6750 §2.1;
+ * surrounding spaces are ignored). Returns a pointer into h (not
+ * NUL-terminated at len: the value may go on with trailing spaces) and
+ * its length, or NULL if neither carries a bearer token. */
 const char *masq_reqhdrs_bearer(const masq_reqhdrs *h, size_t *len);
 
 /* Parses a Structured Fields boolean (RFC 8941 §3.3.6) with optional
- * parameters, as used by capsule-protocol. Returns 1 (?1), 0 (?0) or -1
- * (not a boolean). */
+ * parameters (syntax-checked, meaning ignored), as used by
+ * capsule-protocol. Leading/trailing SP and HTAB are ignored. Returns 1
+ * (?1), 0 (?0) or -1 (not a boolean item). */
 int masq_sf_boolean_parse(const char *v, size_t len);
 
-/* Formats a Proxy-Status field value (RFC 9209 §2): `masq; error=TYPE`
- * plus `; details="..."` if details is non-NULL (quoted-string escaped,
- * non-printable characters dropped). Returns the length, or -1 if it does
- * not fit. */
+/* Formats a Proxy-Status field value (RFC 9209 §2) into out
+ * (NUL-terminated): `masq; error=TYPE` (just `masq` if error is NULL)
+ * plus `; details="..."` if details is non-NULL (sf-string: " and \
+ * escaped, characters outside 0x20-0x7E dropped). Returns the length, or
+ * -1 if it does not fit or error is not an sf-token (RFC 9209 §2.3 types
+ * such as "dns_error", "destination_ip_prohibited" all are). */
 int masq_proxy_status_format(char *out, size_t cap, const char *error, const char *details);
 
 /* Compares two byte strings in time that depends only on the lengths,
- * for tokens (issue: constant-time comparison). Returns 1 if equal. */
+ * for tokens (issue: constant-time comparison). Returns 1 if equal (two
+ * empty strings are equal: callers must refuse empty tokens). */
 int masq_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 
 #endif

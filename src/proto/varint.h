@@ -10,7 +10,8 @@
 size_t masq_varint_len(uint64_t v);
 
 /* Writes v (<= MASQ_VARINT_MAX) in its shortest form at p, which must have
- * masq_varint_len(v) bytes. Returns the byte after the last one written. */
+ * masq_varint_len(v) bytes. Returns the byte after the last one written
+ * (p itself, with nothing written, if v is too large). */
 uint8_t *masq_varint_encode(uint8_t *p, uint64_t v);
 
 /* Reads one varint from p[0..len). Returns the bytes it used (1..8) and

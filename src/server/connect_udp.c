@@ -1,0 +1,300 @@
+/* CONNECT-UDP (RFC 9298) on the server: validate the request, check the
+ * bearer token, resolve the target off the loop, apply the target policy
+ * to the resolved address, open one connected UDP socket per tunnel, and
+ * relay payloads both ways until either side ends it or it idles out. */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io/log.h"
+#include "proto/request.h"
+#include "proto/uritemplate.h"
+#include "proto/wire.h"
+#include "server/internal.h"
+
+/* Reads per wakeup from one target socket, so one busy tunnel cannot
+ * starve the others. */
+#define UDP_READ_BATCH 32
+
+typedef enum { T_RESOLVING, T_OPEN, T_CLOSING } tunnel_state;
+
+typedef struct tunnel {
+  sconn *sc;
+  int64_t sid;
+  tunnel_state state;
+  masq_resolve_req *rreq;
+  int fd;
+  masq_io io;
+  masq_timer idle;
+  uint64_t last_active;
+  char host[MASQ_MAX_HOST + 1];
+  uint16_t port;
+  masq_sockaddr target;
+} tunnel;
+
+static uint64_t idle_ns(const srv *s) { return (uint64_t)s->o->idle_timeout * 1000000000ull; }
+
+/* ---- refusing --------------------------------------------------------- */
+
+static void refuse(sconn *sc, int64_t sid, int status, const char *error, const char *details) {
+  char ps[512];
+  const char *ps_value = NULL;
+  if (error && masq_proxy_status_format(ps, sizeof(ps), error, details) > 0) ps_value = ps;
+  sc->s->stats.tunnels_refused++;
+  masq_conn_submit_response(sc->c, sid, status, ps_value,
+                            status == 407 ? "Bearer realm=\"masq\"" : NULL, NULL);
+  masq_srv_mark_dirty(sc);
+  masq_log_rl(MASQ_LOG_INFO, "refused a request on stream %lld: %d %s%s%s", (long long)sid,
+              status, error ? error : "", details ? ": " : "", details ? details : "");
+}
+
+/* ---- request checks --------------------------------------------------- */
+
+static int token_ok(const srv *s, const masq_reqhdrs *h) {
+  if (s->o->no_auth) return 1;
+  size_t len;
+  const char *tok = masq_reqhdrs_bearer(h, &len);
+  if (!tok) return 0;
+  int ok = 0;
+  /* Compare against every token, without stopping at a match, so the
+   * time taken does not tell which one (or whether one) matched. */
+  for (size_t i = 0; i < s->o->ntokens; i++)
+    ok |= masq_ct_equal(tok, len, s->o->tokens[i], strlen(s->o->tokens[i]));
+  return ok;
+}
+
+/* RFC 9298 §3: target_host is a DNS name or an IP literal, target_port
+ * an integer 1..65535. Returns NULL if fine, else why not. */
+static const char *check_target(const char *host, const char *port, uint16_t *portnum) {
+  if (!host[0] || !port[0]) return "empty target_host or target_port";
+  unsigned long v = 0;
+  for (const char *p = port; *p; p++) {
+    if (*p < '0' || *p > '9' || v > 65535) return "target_port is not a number 1-65535";
+    v = v * 10 + (unsigned long)(*p - '0');
+  }
+  if (v < 1 || v > 65535) return "target_port is not a number 1-65535";
+  *portnum = (uint16_t)v;
+  masq_ip ip;
+  if (masq_ip_parse(host, &ip) == 0) return NULL;
+  size_t label = 0, n = strlen(host);
+  if (n > 253) return "target_host is too long";
+  for (size_t i = 0; i < n; i++) {
+    char ch = host[i];
+    if (ch == '.') {
+      if (label == 0) return "target_host has an empty label";
+      label = 0;
+    } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+               ch == '-' || ch == '_') {
+      if (++label > 63) return "target_host has a label over 63 bytes";
+    } else {
+      return "target_host is neither a DNS name nor an IP literal";
+    }
+  }
+  return NULL;
+}
+
+/* ---- the tunnel -------------------------------------------------------- */
+
+static void tunnel_close_socket(tunnel *t) {
+  srv *s = t->sc->s;
+  masq_timer_stop(s->loop, &t->idle);
+  if (t->fd >= 0) {
+    masq_io_stop(s->loop, &t->io);
+    close(t->fd);
+    t->fd = -1;
+  }
+}
+
+/* Ends the tunnel from our side: RFC 9298 §3 ties the socket to the
+ * stream, so closing one closes the other. */
+static void tunnel_end(tunnel *t, const char *why) {
+  if (t->state == T_CLOSING) return;
+  t->state = T_CLOSING;
+  tunnel_close_socket(t);
+  masq_log(MASQ_LOG_DEBUG, "tunnel to %s:%u on stream %lld ended: %s", t->host, t->port,
+           (long long)t->sid, why);
+  masq_conn_end_stream(t->sc->c, t->sid);
+  masq_srv_mark_dirty(t->sc);
+}
+
+static void on_target_readable(masq_loop *loop, masq_io *io, uint32_t events) {
+  tunnel *t = io->ud;
+  srv *s = t->sc->s;
+  for (int i = 0; i < UDP_READ_BATCH && t->fd >= 0; i++) {
+    size_t seg;
+    ssize_t n = masq_udp_recv(t->fd, s->rxbuf, sizeof(s->rxbuf), NULL, &seg);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EMSGSIZE) { /* cannot be carried whole: dropped, counted */
+        s->stats.udp_rx_drop++;
+        continue;
+      }
+      /* E.g. ECONNREFUSED from an ICMP port unreachable: RFC 9298 §3
+       * says the stream must close when the socket is no longer usable. */
+      tunnel_end(t, strerror(errno));
+      return;
+    }
+    t->last_active = masq_now();
+    for (size_t off = 0; off < (size_t)n; off += seg) {
+      size_t len = (size_t)n - off < seg ? (size_t)n - off : seg;
+      if (masq_conn_send_datagram(t->sc->c, t->sid, s->rxbuf + off, len) == 0)
+        s->stats.udp_rx++;
+      else
+        s->stats.udp_rx_drop++;
+    }
+  }
+  masq_srv_mark_dirty(t->sc);
+}
+
+static void on_idle(masq_loop *loop, masq_timer *tm) {
+  tunnel *t = tm->ud;
+  uint64_t deadline = t->last_active + idle_ns(t->sc->s);
+  if (masq_now() < deadline) {
+    masq_timer_set(loop, tm, deadline); /* activity since: look again later */
+    return;
+  }
+  tunnel_end(t, "idle timeout");
+}
+
+static void tunnel_open(tunnel *t, const masq_ip *addr) {
+  srv *s = t->sc->s;
+  masq_sockaddr_from_ip(&t->target, addr, t->port);
+  t->fd = masq_udp_connect(&t->target);
+  if (t->fd < 0) {
+    const char *err = errno == ENETUNREACH || errno == EHOSTUNREACH ? "destination_ip_unroutable"
+                                                                     : "proxy_internal_error";
+    refuse(t->sc, t->sid, 502, err, strerror(errno));
+    t->state = T_CLOSING;
+    return;
+  }
+  if (masq_io_start(s->loop, &t->io, t->fd, MASQ_EV_READ, on_target_readable, t) != 0) {
+    refuse(t->sc, t->sid, 500, "proxy_internal_error", "event loop registration failed");
+    tunnel_close_socket(t);
+    t->state = T_CLOSING;
+    return;
+  }
+  t->state = T_OPEN;
+  t->last_active = masq_now();
+  masq_timer_set(s->loop, &t->idle, t->last_active + idle_ns(s));
+  /* The 2xx goes out only now that the socket exists (RFC 9298 §3). */
+  masq_conn_submit_response(t->sc->c, t->sid, 200, NULL, NULL, t);
+  masq_srv_mark_dirty(t->sc);
+  s->stats.tunnels_opened++;
+  char a[64];
+  masq_log(MASQ_LOG_DEBUG, "tunnel on stream %lld to %s (%s)", (long long)t->sid,
+           masq_sockaddr_str(&t->target, a, sizeof(a)), t->host);
+}
+
+static void on_resolved(void *ud, int status, const masq_ip *addrs, size_t n) {
+  tunnel *t = ud;
+  t->rreq = NULL;
+  if (status != 0) {
+    /* RFC 9209 §2.3.2 dns_error; a timeout has its own type (§2.3.1). */
+    int timeout = status == EAI_AGAIN;
+    refuse(t->sc, t->sid, timeout ? 504 : 502, timeout ? "dns_timeout" : "dns_error",
+           gai_strerror(status));
+    t->state = T_CLOSING;
+    return;
+  }
+  /* The policy applies to the addresses, not the name, so a name that
+   * points inside the deny list cannot smuggle a request past it. */
+  for (size_t i = 0; i < n; i++) {
+    if (masq_policy_check(&t->sc->s->policy, &addrs[i])) {
+      tunnel_open(t, &addrs[i]);
+      return;
+    }
+  }
+  refuse(t->sc, t->sid, 403, "destination_ip_prohibited",
+         "the target's addresses are not allowed by this proxy's policy");
+  t->state = T_CLOSING;
+}
+
+/* ---- session callbacks ------------------------------------------------ */
+
+static int match_target(const srv *s, const masq_reqhdrs *h, char *host, size_t hcap,
+                        char *port, size_t pcap) {
+  masq_tmatch vars[2] = {{"target_host", host, hcap, 0}, {"target_port", port, pcap, 0}};
+  if (masq_uritemplate_match(s->o->udp_template, h->path.v, vars, 2) != 0) return -1;
+  return vars[0].found && vars[1].found ? 0 : -1;
+}
+
+void masq_udp_on_request(masq_conn *c, void *ud, int64_t sid, const masq_reqhdrs *h) {
+  sconn *sc = ud;
+  srv *s = sc->s;
+  masq_reqcheck chk;
+  masq_reqcheck_connect(h, MASQ_PROTO_CONNECT_UDP, &chk);
+  if (chk.status) {
+    refuse(sc, sid, chk.status, chk.error, chk.detail);
+    return;
+  }
+  if (!token_ok(s, h)) {
+    s->stats.auth_failures++;
+    refuse(sc, sid, 407, "http_request_denied", "missing or wrong bearer token");
+    return;
+  }
+  char host[MASQ_MAX_HOST + 1], port[8];
+  if (match_target(s, h, host, sizeof(host), port, sizeof(port)) != 0) {
+    refuse(sc, sid, 404, "http_request_error", "path does not match the CONNECT-UDP template");
+    return;
+  }
+  uint16_t portnum = 0;
+  const char *bad = check_target(host, port, &portnum);
+  if (bad) {
+    refuse(sc, sid, 400, "http_request_error", bad);
+    return;
+  }
+  tunnel *t = calloc(1, sizeof(*t));
+  if (!t) {
+    refuse(sc, sid, 503, "proxy_internal_error", "out of memory");
+    return;
+  }
+  t->sc = sc;
+  t->sid = sid;
+  t->fd = -1;
+  t->port = portnum;
+  memcpy(t->host, host, strlen(host) + 1);
+  masq_timer_init(&t->idle, on_idle, t);
+  /* Own the stream now so a close during resolution frees t. */
+  masq_conn_stream_set_user(c, sid, t);
+  sc->ntunnels++;
+  t->state = T_RESOLVING;
+  t->rreq = masq_resolve(s->resolver, host, on_resolved, t);
+  if (!t->rreq) {
+    refuse(sc, sid, 503, "proxy_internal_error", "too many name lookups in progress");
+    t->state = T_CLOSING;
+  }
+}
+
+void masq_udp_on_datagram(masq_conn *c, void *ud, int64_t sid, void *sud, const uint8_t *p,
+                          size_t n) {
+  tunnel *t = sud;
+  srv *s = ((sconn *)ud)->s;
+  if (!t || t->state != T_OPEN) return;
+  t->last_active = masq_now();
+  /* DF is set on the socket, so an over-MTU payload fails with EMSGSIZE
+   * and is dropped rather than fragmented (RFC 9298 §3). */
+  if (send(t->fd, p, n, 0) < 0) {
+    s->stats.udp_tx_drop++;
+    if (errno == ECONNREFUSED) tunnel_end(t, "target port unreachable");
+    return;
+  }
+  s->stats.udp_tx++;
+}
+
+void masq_udp_on_stream_end(masq_conn *c, void *ud, int64_t sid, void *sud) {
+  tunnel *t = sud;
+  if (t) tunnel_end(t, "client closed the stream");
+}
+
+void masq_udp_on_stream_close(masq_conn *c, void *ud, int64_t sid, void *sud,
+                              uint64_t app_error) {
+  tunnel *t = sud;
+  if (!t) return;
+  if (t->rreq) masq_resolve_cancel(t->rreq);
+  tunnel_close_socket(t);
+  t->sc->ntunnels--;
+  free(t);
+}

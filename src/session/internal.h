@@ -1,0 +1,111 @@
+/* State shared by the session layer's files: conn.c (QUIC transport and
+ * packet I/O), h3.c (HTTP/3 mapping) and tunnel.c (HTTP Datagrams and
+ * capsules). Not for use above the session layer. */
+#ifndef MASQ_SESSION_INTERNAL_H
+#define MASQ_SESSION_INTERNAL_H
+
+#include <nghttp3/nghttp3.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
+#include "proto/capsule.h"
+#include "session/session.h"
+
+/* Largest payload kept from a DATAGRAM capsule that arrives split across
+ * reads; larger ones are dropped unbuffered (RFC 9298 §5). */
+#define MASQ_CAPSULE_BUF 2048
+/* Bytes of capsules one stream may have waiting for acknowledgement. */
+#define MASQ_STREAM_SBUF (64 * 1024)
+/* Packets per GSO batch. */
+#define MASQ_TX_BATCH 16
+
+/* Bytes queued for a stream body, kept until the peer acknowledges them
+ * (nghttp3 asks for data again only after loss). A ring, so two vectors. */
+typedef struct masq_sbuf {
+  uint8_t *data;
+  size_t cap;
+  uint64_t acked, sent, end; /* absolute offsets; end - acked <= cap */
+} masq_sbuf;
+
+typedef struct masq_stream {
+  struct masq_stream *next, *prev; /* all streams of the connection */
+  struct masq_stream *hnext;        /* stream-ID hash chain */
+  int64_t id;
+  void *sud;
+  masq_reqhdrs *hdrs; /* only while a header section is being received */
+  unsigned tunnel : 1;      /* datagrams flow */
+  unsigned capsules : 1;    /* body is parsed as capsules */
+  unsigned responded : 1;   /* server: response submitted */
+  unsigned fin_pending : 1; /* send FIN once sbuf drains */
+  unsigned fin_sent : 1;
+  unsigned has_body : 1;    /* a data reader is attached */
+  masq_conn *parser_conn; /* for the capsule callbacks */
+  masq_capsule_parser parser;
+  masq_sbuf sbuf;
+  uint8_t pbuf[MASQ_CAPSULE_BUF];
+} masq_stream;
+
+typedef struct masq_dgram_slot {
+  uint16_t len;
+  uint8_t data[MASQ_OUTER_UDP_PAYLOAD];
+} masq_dgram_slot;
+
+struct masq_conn {
+  ngtcp2_conn *qc;
+  nghttp3_conn *h3;
+  gnutls_session_t tls;
+  ngtcp2_crypto_conn_ref ref;
+  ngtcp2_path_storage path;
+  ngtcp2_ccerr ccerr;
+  int is_server;
+  masq_conn_callbacks cb;
+  void *ud;
+  masq_cid_cb cidcb;
+  uint64_t max_streams_bidi;
+
+  unsigned handshake_done : 1;
+  unsigned settings_rcvd : 1;
+  unsigned ready_told : 1;
+  unsigned peer_h3_datagram : 1;
+  unsigned peer_connect_protocol : 1;
+  unsigned dead : 1;
+  char why[160];
+
+  /* Outgoing packets of one GSO batch, kept if the socket was full. */
+  uint8_t *tx;
+  size_t txlen, txseg;
+  ngtcp2_path_storage txpath;
+  int tx_pending;
+
+  /* Bounded datagram queue (ring of preallocated slots). */
+  masq_dgram_slot *dq;
+  size_t dqcap, dqhead, dqcount;
+
+  masq_conn_stats stats;
+  masq_stream *streams;
+  masq_stream **buckets; /* stream ID -> stream; power-of-two size */
+  size_t nbuckets, nstreams;
+};
+
+/* conn.c */
+void masq_conn_fail(masq_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void masq_conn_set_app_error(masq_conn *c, uint64_t h3_error);
+void masq_conn_consume(masq_conn *c, int64_t sid, size_t n);
+int masq_conn_datagrams_enabled(masq_conn *c);
+int masq_conn_queue_datagram(masq_conn *c, int64_t sid, const uint8_t *p, size_t n);
+
+/* h3.c */
+int masq_h3_setup(masq_conn *c);
+const nghttp3_callbacks *masq_h3_callbacks(void);
+masq_stream *masq_stream_get(masq_conn *c, int64_t sid);
+masq_stream *masq_stream_new(masq_conn *c, int64_t sid);
+void masq_stream_free(masq_conn *c, masq_stream *s);
+int masq_stream_write(masq_conn *c, masq_stream *s, const uint8_t *p, size_t n, int fin);
+
+/* tunnel.c */
+void masq_tunnel_init_parser(masq_conn *c, masq_stream *s);
+int masq_tunnel_on_body(masq_conn *c, masq_stream *s, const uint8_t *p, size_t n);
+int masq_tunnel_on_end(masq_conn *c, masq_stream *s);
+int masq_tunnel_on_quic_datagram(masq_conn *c, const uint8_t *p, size_t n);
+
+#endif
