@@ -94,7 +94,10 @@ static void fuzz_target(const char *s) {
   if (masq_port_parse(s, strlen(s), 0, &port) == 0) {
     char txt[8];
     snprintf(txt, sizeof(txt), "%u", (unsigned)port);
-    check(port != 0 && strcmp(txt, s) == 0);
+    /* Digits only, so the value printed back matches s but for zeros. */
+    const char *z = s;
+    while (z[0] == '0' && z[1] != '\0') z++;
+    check(port != 0 && strcmp(txt, z) == 0);
   }
 }
 

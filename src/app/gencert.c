@@ -41,7 +41,7 @@ static int add_san(gnutls_x509_crt_t crt, const char *name, char *err, size_t ca
   else
     r = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, name,
                                              (unsigned)strlen(name), GNUTLS_FSAN_APPEND);
-  if (r < 0) return fail(err, cap, "gencert: cannot add name %s: %s", name, gnutls_strerror(r));
+  if (r < 0) return fail(err, cap, "cannot add name %s: %s", name, gnutls_strerror(r));
   return 0;
 }
 
@@ -63,9 +63,9 @@ static int fill_crt(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, const masq
   size_t kidlen = sizeof(kid);
   int r;
   const char *step;
-#define TRY(what, call)      \
-  do {                       \
-    step = what;             \
+#define TRY(what, call)        \
+  do {                         \
+    step = what;               \
     if ((r = (call)) < 0) goto bad; \
   } while (0)
   TRY("set version", gnutls_x509_crt_set_version(crt, 3));
@@ -87,10 +87,10 @@ static int fill_crt(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, const masq
   for (size_t i = 0; i < nnames; i++)
     if (add_san(crt, names[i], err, cap) != 0) return -1;
   r = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0);
-  if (r < 0) return fail(err, cap, "gencert: cannot sign: %s", gnutls_strerror(r));
+  if (r < 0) return fail(err, cap, "cannot sign: %s", gnutls_strerror(r));
   return 0;
 bad:
-  return fail(err, cap, "gencert: cannot %s: %s", step, gnutls_strerror(r));
+  return fail(err, cap, "cannot %s: %s", step, gnutls_strerror(r));
 }
 
 static int write_all(int fd, const unsigned char *p, size_t n) {
@@ -138,7 +138,7 @@ static int export_and_write(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, co
   if (r >= 0) r = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL,
                                                      GNUTLS_PKCS_PLAIN, &kpem);
   if (r < 0) {
-    fail(err, cap, "gencert: cannot encode: %s", gnutls_strerror(r));
+    fail(err, cap, "cannot encode: %s", gnutls_strerror(r));
   } else if (write_new(o->out_key, 0600, &kpem, err, cap) == 0) {
     if (write_new(o->out_cert, 0644, &cpem, err, cap) == 0)
       ret = 0;
@@ -154,7 +154,6 @@ static int export_and_write(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, co
 }
 
 int masq_gencert(const masq_opts *o, char *err, size_t errcap) {
-  static const char *const dflt[] = {"localhost"};
   const char *names[sizeof(o->names) / sizeof(o->names[0])];
   size_t nnames = o->nnames;
   gnutls_x509_privkey_t key = NULL;
@@ -164,19 +163,21 @@ int masq_gencert(const masq_opts *o, char *err, size_t errcap) {
   if (nnames > sizeof(names) / sizeof(names[0])) nnames = sizeof(names) / sizeof(names[0]);
   for (size_t i = 0; i < nnames; i++) names[i] = o->names[i];
   if (nnames == 0) {
-    names[0] = dflt[0];
+    names[0] = "localhost";
     nnames = 1;
   }
-  if (o->days == 0) return fail(err, errcap, "gencert: --days must be at least 1");
+  if (o->days == 0) return fail(err, errcap, "--days must be at least 1");
+  if (strcmp(o->out_cert, o->out_key) == 0)
+    return fail(err, errcap, "--cert and --key both name %s; give two files", o->out_cert);
 
   if ((r = gnutls_x509_privkey_init(&key)) < 0 || (r = gnutls_x509_crt_init(&crt)) < 0) {
-    fail(err, errcap, "gencert: %s", gnutls_strerror(r));
+    fail(err, errcap, "%s", gnutls_strerror(r));
     goto out;
   }
   r = gnutls_x509_privkey_generate2(key, GNUTLS_PK_ECDSA,
                                     GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0, NULL, 0);
   if (r < 0) {
-    fail(err, errcap, "gencert: cannot generate a key: %s", gnutls_strerror(r));
+    fail(err, errcap, "cannot generate a key: %s", gnutls_strerror(r));
     goto out;
   }
   if (fill_crt(crt, key, o, names, nnames, err, errcap) != 0) goto out;

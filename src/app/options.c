@@ -447,7 +447,9 @@ static const struct opt *find_key(const char *key, masq_cmd cmd) {
  * reader below feeds inih one physical line at a time, so it also knows
  * the line number the handler is working on; a longer "Key = value" line
  * reaches inih as "Key = <LONG>" and the handler takes the real value from
- * the source text. */
+ * the source text. The reader also drops leading blanks: inih would take
+ * an indented line as the continuation of the previous value, so an
+ * indented "Cert = x" would become part of the key above it. */
 #define LONG_MARK "\x01"
 
 struct ini_ctx {
@@ -469,29 +471,25 @@ static int ctx_fail_line(struct ini_ctx *c, const char *why) {
   return 0;
 }
 
+/* A line longer than inih's buffer (len > room, leading blanks gone). */
 static char *shorten_line(struct ini_ctx *c, char *buf, size_t room, const char *s, size_t len) {
-  const char *start = s;
-  while (start < s + len && (*start == ' ' || *start == '\t')) start++;
-  const char *eq = start;
-  while (eq < s + len && *eq != '=' && *eq != ':' && *eq != '\n') eq++;
-  size_t keylen = (size_t)(eq - start) + 1;
-  int kv = start < s + len && *start != ';' && *start != '#' && *start != '[' &&
-           eq < s + len && (*eq == '=' || *eq == ':');
-  if (kv && keylen + sizeof(LONG_MARK) + 1 <= room) {
-    /* Leading blanks are dropped so inih does not take the line as the
-     * continuation of the previous value. */
-    memcpy(buf, start, keylen);
-    memcpy(buf + keylen, LONG_MARK "\n", sizeof(LONG_MARK) + 1);
-    c->long_val = eq + 1;
-    c->long_len = len - (size_t)(eq + 1 - s);
-    return buf;
-  }
-  if (!kv && start < s + len && (*start == ';' || *start == '#')) {
+  const char *end = s + len;
+  const char *eq = s;
+  while (eq < end && *eq != '=' && *eq != ':' && *eq != '\n') eq++;
+  size_t keylen = (size_t)(eq - s) + 1; /* with the '=' */
+  if (*s == ';' || *s == '#') {
     snprintf(buf, room + 1, "%s", "#\n"); /* a comment: its text does not matter */
     return buf;
   }
+  if (*s != '[' && eq < end && *eq != '\n' && keylen + sizeof(LONG_MARK) + 1 <= room) {
+    memcpy(buf, s, keylen);
+    memcpy(buf + keylen, LONG_MARK "\n", sizeof(LONG_MARK) + 1);
+    c->long_val = eq + 1;
+    c->long_len = (size_t)(end - (eq + 1));
+    return buf;
+  }
   ctx_fail_line(c, "line too long");
-  snprintf(buf, room + 1, "%s", "; too long\n");
+  snprintf(buf, room + 1, "%s", "# too long\n");
   return buf;
 }
 
@@ -503,6 +501,10 @@ static char *ini_read_line(char *buf, int num, void *stream) {
   size_t len = nl ? (size_t)(nl - s) + 1 : strlen(s);
   size_t room = (size_t)num - 1;
   c->p = s + len;
+  while (len > 1 && (*s == ' ' || *s == '\t')) {
+    s++;
+    len--;
+  }
   c->line++;
   c->long_val = NULL;
   if (len <= room) {
@@ -840,15 +842,17 @@ int masq_opts_parse(masq_opts *o, int argc, char **argv, char *err, size_t errca
 
 /* ---- usage ---- */
 
+/* Each entry is one string of several lines (parenthesised so the
+ * concatenation is visibly on purpose). */
 static const char *const synopsis[] = {
-    "masq server [options] --cert FILE --key FILE (--token T... | --no-auth)\n"
-    "Runs a MASQUE proxy: HTTP/3 CONNECT-UDP (RFC 9298) to the targets clients\n"
-    "ask for.",
-    "masq forward [options] --proxy https://HOST[:PORT]\n"
-    "                    --udp [BIND:]PORT:HOST:HOSTPORT...\n"
-    "Listens on local UDP ports and relays each one to its target through the proxy.",
-    "masq gencert [--cert FILE] [--key FILE] [--name DNS-or-IP]... [--days N]\n"
-    "Writes a self-signed ECDSA P-256 certificate and key for testing.",
+    ("masq server [options] --cert FILE --key FILE (--token T... | --no-auth)\n"
+     "Runs a MASQUE proxy: HTTP/3 CONNECT-UDP (RFC 9298) to the targets clients\n"
+     "ask for."),
+    ("masq forward [options] --proxy https://HOST[:PORT]\n"
+     "                    --udp [BIND:]PORT:HOST:HOSTPORT...\n"
+     "Listens on local UDP ports and relays each one to its target through the proxy."),
+    ("masq gencert [--cert FILE] [--key FILE] [--name DNS-or-IP]... [--days N]\n"
+     "Writes a self-signed ECDSA P-256 certificate and key for testing."),
 };
 
 #define HELP_COL 34

@@ -1,12 +1,13 @@
 /* The epoll event loop declared in loop.h.
  *
  * One iteration of masq_loop_run:
- *   1. compute the epoll timeout from the earliest armed timer;
- *   2. epoll_wait for up to MAX_EVENTS events (level-triggered);
- *   3. dispatch them to their masq_io callbacks;
- *   4. fire every timer that is due;
- *   5. run the hooks ("before sleep": flush writes, free doomed objects).
- * masq_loop_stop skips the rest of steps 3 and 4 (no further io or timer
+ *   1. run the hooks ("before sleep": flush writes, free doomed objects);
+ *   2. compute the epoll timeout from the earliest armed timer (so timers
+ *      the hooks armed count);
+ *   3. epoll_wait for up to MAX_EVENTS events (level-triggered);
+ *   4. dispatch them to their masq_io callbacks;
+ *   5. fire every timer that is due.
+ * masq_loop_stop skips the rest of steps 4 and 5 (no further io or timer
  * callbacks), runs the hooks once more, and returns.
  *
  * Callback safety. Any callback may stop, re-arm or free any io or timer,
@@ -207,16 +208,36 @@ void masq_timer_stop(masq_loop *loop, masq_timer *t) {
   heap_remove(loop, t->heap_idx);
 }
 
-/* Milliseconds until the earliest deadline, rounded up so a timer is never
- * woken for early (which would just cost a spurious iteration); -1 (sleep
- * forever) without timers. */
-static int next_timeout_ms(const masq_loop *loop) {
-  if (loop->heap_len == 0) return -1;
+/* Time until the earliest deadline, or NULL (sleep until an event)
+ * without timers. Nanosecond precision matters: QUIC pacing asks for
+ * wake-ups a fraction of a millisecond apart, and rounding them up to
+ * whole milliseconds would cap a tunnel's throughput. */
+static struct timespec *next_timeout(const masq_loop *loop, struct timespec *ts) {
+  if (loop->heap_len == 0) return NULL;
   uint64_t now = masq_now();
   uint64_t deadline = loop->heap[0]->deadline;
-  if (deadline <= now) return 0;
-  uint64_t ms = (deadline - now + 999999u) / 1000000u;
-  return ms > INT_MAX ? INT_MAX : (int)ms;
+  uint64_t d = deadline > now ? deadline - now : 0;
+  ts->tv_sec = (time_t)(d / 1000000000u);
+  ts->tv_nsec = (long)(d % 1000000000u);
+  return ts;
+}
+
+/* epoll_pwait2 (Linux 5.11) takes a timespec; older kernels get
+ * epoll_wait with the timeout rounded up to whole milliseconds. */
+static int wait_events(masq_loop *loop) {
+  struct timespec ts, *t = next_timeout(loop, &ts);
+  static int no_pwait2;
+  if (!no_pwait2) {
+    int n = epoll_pwait2(loop->epfd, loop->batch, MAX_EVENTS, t, NULL);
+    if (n >= 0 || errno != ENOSYS) return n;
+    no_pwait2 = 1;
+  }
+  int ms = -1;
+  if (t) {
+    uint64_t v = ((uint64_t)t->tv_sec * 1000000000u + (uint64_t)t->tv_nsec + 999999u) / 1000000u;
+    ms = v > INT_MAX ? INT_MAX : (int)v;
+  }
+  return epoll_wait(loop->epfd, loop->batch, MAX_EVENTS, ms);
 }
 
 static void fire_timers(masq_loop *loop) {
@@ -382,7 +403,7 @@ int masq_loop_run(masq_loop *loop) {
      * and timers they arm count for this sleep. */
     run_hooks(loop);
     if (loop->stopped) break;
-    int n = epoll_wait(loop->epfd, loop->batch, MAX_EVENTS, next_timeout_ms(loop));
+    int n = wait_events(loop);
     if (n < 0) {
       if (errno != EINTR) return -1;
       n = 0; /* a handled signal: still fire timers and hooks */

@@ -45,7 +45,7 @@ masq_loop *masq_loop_new(void);
 void masq_loop_free(masq_loop *loop);
 
 /* Runs until masq_loop_stop. Returns 0, or -1 with errno on a failure of
- * epoll itself. Each iteration: wait, io callbacks, due timers, hooks.
+ * epoll itself. Each iteration: hooks, wait, io callbacks, due timers.
  * Callbacks may stop, re-arm or free any io or timer, their own included. */
 int masq_loop_run(masq_loop *loop);
 /* No further io or timer callbacks in this iteration; the hooks still run
@@ -69,7 +69,8 @@ int masq_timer_set(masq_loop *loop, masq_timer *t, uint64_t deadline);
 void masq_timer_stop(masq_loop *loop, masq_timer *t);
 int masq_timer_armed(const masq_timer *t);
 
-/* Registers a hook run at the end of every iteration, before sleeping.
+/* Registers a hook run before every sleep (the first one included) and
+ * once more when the loop stops.
  * At most 8 hooks. Returns 0 or -1. */
 int masq_loop_add_hook(masq_loop *loop, masq_hook_cb cb, void *ud);
 

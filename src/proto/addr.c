@@ -17,10 +17,11 @@ static int hex_val(char c) {
   return -1;
 }
 
-/* Parses s[0..n) as a decimal with no sign, no space and no leading zero
- * (so each value has one spelling) that is at most max. */
+/* Parses s[0..n) as digits only (no sign or space, unlike strtoul) whose
+ * value is at most max; stopping as soon as it exceeds max also rules
+ * out overflow. Leading zeros are fine here (RFC 3986 port = *DIGIT). */
 static int parse_dec(const char *s, size_t n, unsigned long max, unsigned long *out) {
-  if (n == 0 || n > 10 || (n > 1 && s[0] == '0')) return -1;
+  if (n == 0) return -1;
   unsigned long v = 0;
   for (size_t i = 0; i < n; i++) {
     if (!is_digit(s[i])) return -1;
@@ -32,13 +33,15 @@ static int parse_dec(const char *s, size_t n, unsigned long max, unsigned long *
 }
 
 /* Dotted quad s[0..n): exactly four decimal octets. Leading zeros are
- * refused because inet_aton would read "010" as octal 8. */
+ * refused because inet_aton would read "010" as octal 8 (inet_pton
+ * refuses them too). */
 static int parse_v4(const char *s, size_t n, uint8_t out[4]) {
   size_t i = 0;
   for (int part = 0; part < 4; part++) {
     size_t start = i;
     while (i < n && is_digit(s[i])) i++;
     unsigned long v;
+    if (i - start > 1 && s[start] == '0') return -1;
     if (parse_dec(s + start, i - start, 255, &v) != 0) return -1;
     out[part] = (uint8_t)v;
     if (part < 3) {
@@ -180,9 +183,11 @@ static int v4_mapped(const masq_ip *ip) {
 }
 
 int masq_cidr_contains(const masq_cidr *c, const masq_ip *ip) {
+  /* A hand-built prefix longer than its family would compare past the
+   * address: it contains nothing. */
+  if (c->plen > (c->ip.family == 4 ? 32 : 128)) return 0;
   if (c->ip.family == 4 && v4_mapped(ip)) return prefix_eq(c->ip.a, ip->a + 12, c->plen);
   if (c->ip.family != ip->family) return 0;
-  if (c->plen > (c->ip.family == 4 ? 32 : 128)) return 0;
   return prefix_eq(c->ip.a, ip->a, c->plen);
 }
 

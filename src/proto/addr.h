@@ -27,8 +27,10 @@ int masq_ip_parse(const char *s, masq_ip *out);
 /* Formats ip (IPv6 in RFC 5952 form). Returns out, or NULL if cap < 46. */
 char *masq_ip_format(const masq_ip *ip, char *out, size_t cap);
 
-/* Parses "ADDR/LEN" or a bare address (full length). Host bits below the
- * prefix must be zero. Returns 0 or -1. */
+/* Parses "ADDR/LEN" or a bare address (full length). LEN is digits only,
+ * at most 32 or 128. Host bits below the prefix must be zero. IPv4
+ * octets take no leading zeros (they would read as octal elsewhere).
+ * Returns 0 or -1. */
 int masq_cidr_parse(const char *s, masq_cidr *out);
 
 /* 1 if ip is inside c (same family; an IPv4-mapped IPv6 address
@@ -37,15 +39,15 @@ int masq_cidr_contains(const masq_cidr *c, const masq_ip *ip);
 
 /* Splits "HOST:PORT", "[V6]:PORT" or, with default_port >= 0, a bare
  * "HOST" / "[V6]". host gets the name or literal without brackets.
- * Port must be 1..65535 (0 allowed only if allow_zero), plain decimal
- * without sign or leading zero. HOST is letters, digits, '-', '_', '.'
+ * Port must be 1..65535 (0 allowed only if allow_zero), digits only (no
+ * sign or space; leading zeros are fine). HOST is letters, digits, '-', '_', '.'
  * (at most MASQ_MAX_HOST); an unbracketed IPv6 literal is refused as
  * ambiguous. Returns 0 or -1. */
 int masq_hostport_parse(const char *s, char *host, size_t hcap, uint16_t *port,
                         int default_port, int allow_zero);
 
-/* Parses a port s[0..n): decimal 1..65535 (0 too if allow_zero), no
- * sign, space or leading zero; e.g. RFC 9298 §3 target_port. 0 or -1. */
+/* Parses a port s[0..n): digits only, value 1..65535 (0 too if
+ * allow_zero), e.g. RFC 9298 §3 target_port. Returns 0 or -1. */
 int masq_port_parse(const char *s, size_t n, int allow_zero, uint16_t *port);
 
 /* Classifies a decoded RFC 9298 §3 target_host: returns 1 if it is an IPv4

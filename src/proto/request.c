@@ -57,7 +57,8 @@ static void record(masq_reqhdrs *h, masq_hfield *f, const uint8_t *value, size_t
   if (vlen > MASQ_MAX_HEADER_VALUE) return; /* present, but not kept */
   /* RFC 9114 §4.2: NUL, CR and LF are never valid in a value; a NUL
    * would also cut the C string short of len. */
-  if (vlen > 0 && (memchr(value, 0, vlen) || memchr(value, '\r', vlen) || memchr(value, '\n', vlen)))
+  if (vlen > 0 &&
+      (memchr(value, 0, vlen) || memchr(value, '\r', vlen) || memchr(value, '\n', vlen)))
     h->bad_field = 1;
   if (vlen > 0) memcpy(f->v, value, vlen);
   f->v[vlen] = '\0';
@@ -220,7 +221,8 @@ static int lcalpha(int c) { return c >= 'a' && c <= 'z'; }
 
 /* RFC 9110 §5.6.2 tchar. */
 static int tchar(int c) {
-  return c > 0 && c < 0x7f && (is_alpha((char)c) || is_digit((char)c) || strchr("!#$%&'*+-.^_`|~", c));
+  return c > 0 && c < 0x7f &&
+         (is_alpha((char)c) || is_digit((char)c) || strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 /* §4.2.4 Integer or Decimal: at most 15 digits, or 12 "." 1..3. */

@@ -11,7 +11,7 @@
 /* RFC 9297 §2.1: Quarter Stream ID is stream ID / 4 and at most 2^60-1. */
 #define MASQ_QSID_MAX ((UINT64_C(1) << 60) - 1)
 
-/* RFC 9297 §3.2 / §5.4: capsule types. */
+/* RFC 9297 §3.5: the DATAGRAM capsule type. */
 #define MASQ_CAPSULE_DATAGRAM 0x00
 /* RFC 9484 §4.7: CONNECT-IP capsules. */
 #define MASQ_CAPSULE_ADDRESS_ASSIGN 0x01

@@ -191,6 +191,12 @@ static void tunnel_open(tunnel *t, const masq_ip *addr) {
 static void on_resolved(void *ud, int status, const masq_ip *addrs, size_t n) {
   tunnel *t = ud;
   t->rreq = NULL;
+  if (t->state == T_CLOSING) {
+    /* The client gave up (FIN) while we were resolving: no tunnel. */
+    masq_conn_reset_stream(t->sc->c, t->sid, MASQ_H3_REQUEST_CANCELLED);
+    masq_srv_mark_dirty(t->sc);
+    return;
+  }
   if (status != 0) {
     /* RFC 9209 §2.3.2 dns_error; a timeout has its own type (§2.3.1). */
     int timeout = status == EAI_AGAIN;
@@ -225,6 +231,8 @@ void masq_udp_on_request(masq_conn *c, void *ud, int64_t sid, const masq_reqhdrs
   sconn *sc = ud;
   srv *s = sc->s;
   masq_reqcheck chk;
+  masq_log(MASQ_LOG_DEBUG, "request on stream %lld: %s %s %s", (long long)sid, h->method.v,
+           h->protocol.v, h->path.v);
   masq_reqcheck_connect(h, MASQ_PROTO_CONNECT_UDP, &chk);
   if (chk.status) {
     refuse(sc, sid, chk.status, chk.error, chk.detail);

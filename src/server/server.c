@@ -198,7 +198,7 @@ static void send_version_negotiation(srv *s, const masq_sockaddr *to, const uint
 
 static void handle_packet(srv *s, const masq_sockaddr *from, uint8_t *pkt, size_t len) {
   ngtcp2_version_cid vc;
-  int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, 16);
+  int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, MASQ_CID_LEN);
   if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
     send_version_negotiation(s, from, vc.dcid, vc.dcidlen, vc.scid, vc.scidlen);
     return;

@@ -13,7 +13,6 @@
 #include "proto/wire.h"
 #include "session/internal.h"
 
-#define CID_LEN 8 /* our connection IDs: 64 random bits, short to leave room for datagrams */
 #define DEFAULT_DGRAM_QUEUE 256
 
 /* TLS 1.3 only (QUIC requires it), AES-128-GCM first: on this class of
@@ -299,7 +298,7 @@ masq_conn *masq_conn_client_new(const masq_conn_config *cfg, const masq_conn_cal
   ngtcp2_callbacks callbacks;
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
-  if (random_cid(&dcid, 18) != 0 || random_cid(&scid, CID_LEN) != 0) {
+  if (random_cid(&dcid, 18) != 0 || random_cid(&scid, MASQ_CID_LEN) != 0) {
     snprintf(err, errcap, "no randomness for connection IDs");
     goto fail;
   }
@@ -338,7 +337,7 @@ masq_conn *masq_conn_server_new(const masq_conn_config *cfg, const masq_conn_cal
   ngtcp2_callbacks callbacks;
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
-  if (random_cid(&scid, CID_LEN) != 0) {
+  if (random_cid(&scid, MASQ_CID_LEN) != 0) {
     snprintf(err, errcap, "no randomness for connection IDs");
     goto fail;
   }

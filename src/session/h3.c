@@ -175,6 +175,10 @@ static int on_begin_headers(nghttp3_conn *h3, int64_t sid, void *ud, void *sud) 
     if (!c->is_server) return 0; /* a response for a stream we gave up */
     s = masq_stream_new(c, sid);
     if (!s) return NGHTTP3_ERR_CALLBACK_FAILURE;
+    /* Capsules may follow the request before we answer it (RFC 9297
+     * §3.2); a refusal turns parsing off again. */
+    s->capsules = 1;
+    masq_tunnel_init_parser(c, s);
   }
   free(s->hdrs);
   s->hdrs = malloc(sizeof(*s->hdrs));

@@ -20,6 +20,10 @@
 
 typedef struct masq_conn masq_conn;
 
+/* Length of the connection IDs masq issues: 64 random bits, short to
+ * leave room for datagrams; the server needs it to parse short headers. */
+#define MASQ_CID_LEN 8
+
 /* Errors (negative) returned by masq_conn_* calls. */
 #define MASQ_SESS_ERR_FATAL (-1)     /* connection is closing; drop it */
 #define MASQ_SESS_ERR_NOMEM (-2)

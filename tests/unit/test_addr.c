@@ -93,8 +93,11 @@ static void test_cidr_parse(void **state) {
   assert_int_equal(masq_cidr_parse("fe80::/10", &c), 0);
   assert_int_equal(c.plen, 10);
   assert_int_equal(masq_cidr_parse("100.64.0.0/10", &c), 0);
+  assert_int_equal(masq_cidr_parse("10.0.0.0/08", &c), 0);
+  assert_int_equal(c.plen, 8);
+  assert_int_equal(masq_cidr_parse("010.0.0.0/8", &c), -1);
   const char *bad[] = {"10.0.0.1/8",  "10.0.0.0/33", "::/129",   "10.0.0.0/",  "10.0.0.0/-1",
-                       "10.0.0.0/+8", "10.0.0.0/08", "10.0.0.0/8/8", "10.0.0.0/8 ", "/8",
+                       "10.0.0.0/+8", "10.0.0.0/ 8", "10.0.0.0/8/8", "10.0.0.0/8 ", "/8",
                        "fe80::1/10",  "100.64.0.0/9", "10.0.0.0/a", "", "10.0.0.0/4294967304"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     assert_int_equal(masq_cidr_parse(bad[i], &c), -1);
@@ -125,6 +128,13 @@ static void test_cidr_contains(void **state) {
   assert_false(contains("10.0.0.0/8", "::ffff:b00:1"));
   assert_false(contains("127.0.0.0/8", "::127.0.0.1")); /* not mapped */
   assert_true(contains("::ffff:0:0/96", "::ffff:1.2.3.4"));
+  /* A prefix built by hand with an impossible length contains nothing. */
+  masq_cidr odd = {ip_of("10.0.0.0"), 200};
+  masq_ip m = ip_of("::ffff:10.0.0.0");
+  assert_false(masq_cidr_contains(&odd, &m));
+  odd.plen = 33;
+  masq_ip v4 = ip_of("10.0.0.0");
+  assert_false(masq_cidr_contains(&odd, &v4));
 }
 
 static void test_hostport(void **state) {
@@ -152,7 +162,7 @@ static void test_hostport(void **state) {
   assert_int_equal(port, 65535);
 
   const char *bad[] = {"host",     "host:",   ":443",     "host:0",    "host:65536",
-                       "host:-1",  "host:+1", "host:1x",  "host:0443", "::1:443",
+                       "host:-1",  "host:+1", "host:1x",  "host: 443", "::1:443",
                        "[::1]443", "[::1",    "[1.2.3.4]:1", "[]:1",   "a b:1",
                        "h@x:1",    "h/x:1",   "[::1]:",   "host:99999999999999999999"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -195,7 +205,7 @@ static void test_fwdspec(void **state) {
                        "0:host:53", "5353:host:0",    "5353:host:65536",  "x:5353:host:53",
                        "localhost:5353:host:53",      "5353:2001:db8::1:53", "[::1:5353:h:53",
                        "::1]:5353:h:53", "[[::1]]:1:h:2", "5353::53",   "5353:h:53:",
-                       ":5353:h:53", "5353:[1.2.3.4]:53", "5353:h o:53", "05353:h:53"};
+                       ":5353:h:53", "5353:[1.2.3.4]:53", "5353:h o:53", "5353:h:0x35"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     assert_int_equal(masq_fwdspec_parse(bad[i], &f), -1);
 }
@@ -212,6 +222,15 @@ static void test_port_parse(void **state) {
   assert_int_equal(masq_port_parse("65536", 5, 0, &p), -1);
   assert_int_equal(masq_port_parse("", 0, 0, &p), -1);
   assert_int_equal(masq_port_parse("44 ", 3, 0, &p), -1);
+  assert_int_equal(masq_port_parse("-1", 2, 0, &p), -1);
+  assert_int_equal(masq_port_parse("+1", 2, 0, &p), -1);
+  /* Leading zeros are allowed (RFC 3986 port = *DIGIT). */
+  assert_int_equal(masq_port_parse("000443", 6, 0, &p), 0);
+  assert_int_equal(p, 443);
+  assert_int_equal(masq_port_parse("00000000000000000000065535", 26, 0, &p), 0);
+  assert_int_equal(p, 65535);
+  assert_int_equal(masq_port_parse("000", 3, 0, &p), -1);
+  assert_int_equal(masq_port_parse("99999999999999999999999", 23, 0, &p), -1);
 }
 
 static void test_target_host(void **state) {
@@ -260,8 +279,8 @@ static void test_policy_default(void **state) {
                         "198.18.0.1",     "198.19.255.255",  "224.0.0.1",       "239.255.255.250",
                         "240.0.0.1",      "255.255.255.255", "::",              "::1",
                         "fe80::1",        "fc00::1",         "fd12:3456::1",    "ff02::1",
-                        "fec0::1",        "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254",
-                        "::ffff:0.0.0.0"};
+                        "fec0::1",        "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+                        "::ffff:169.254.169.254", "::ffff:0.0.0.0"};
   for (size_t i = 0; i < sizeof(deny) / sizeof(deny[0]); i++) {
     if (allowed(&p, deny[i])) fail_msg("%s should be denied", deny[i]);
   }

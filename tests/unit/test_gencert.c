@@ -212,6 +212,10 @@ static void test_errors(void **state) {
   snprintf(want, sizeof(want), "%s already exists; remove it or choose another file", cert);
   assert_string_equal(err, want);
   assert_int_equal(access(o.out_key, F_OK), -1);
+  snprintf(o.out_key, sizeof(o.out_key), "%s", cert);
+  assert_int_equal(masq_gencert(&o, err, sizeof(err)), -1);
+  snprintf(want, sizeof(want), "--cert and --key both name %s; give two files", cert);
+  assert_string_equal(err, want);
   snprintf(o.out_key, sizeof(o.out_key), "%s/no/such/dir/key.pem", dir);
   assert_int_equal(masq_gencert(&o, err, sizeof(err)), -1);
   snprintf(want, sizeof(want), "cannot create %s/no/such/dir/key.pem: No such file or directory",

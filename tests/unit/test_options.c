@@ -392,6 +392,17 @@ static void test_config_string(void **state) {
   assert_string_equal(o.ca, "/x/ca.pem");
   assert_string_equal(o.token, "abc");
 
+  /* Indented lines are keys of their own, not continuations. */
+  masq_opts_init(&o, MASQ_CMD_SERVER);
+  assert_int_equal(masq_opts_load_string(&o,
+                                         "[Server]\n  Listen = [::]:8\n\tCert = c\n"
+                                         "    Token = a\n    ; comment\n  Token = b\n",
+                                         err, sizeof(err)),
+                   0);
+  assert_string_equal(o.listen, "[::]:8");
+  assert_string_equal(o.cert, "c");
+  assert_int_equal(o.ntokens, 2);
+
   static const char *const bools[][2] = {{"true", "1"}, {"On", "1"}, {"1", "1"},
                                          {"false", "0"}, {"NO", "0"}, {"off", "0"}};
   for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
