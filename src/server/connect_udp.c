@@ -69,30 +69,12 @@ static int token_ok(const srv *s, const masq_reqhdrs *h) {
 /* RFC 9298 §3: target_host is a DNS name or an IP literal, target_port
  * an integer 1..65535. Returns NULL if fine, else why not. */
 static const char *check_target(const char *host, const char *port, uint16_t *portnum) {
-  if (!host[0] || !port[0]) return "empty target_host or target_port";
-  unsigned long v = 0;
-  for (const char *p = port; *p; p++) {
-    if (*p < '0' || *p > '9' || v > 65535) return "target_port is not a number 1-65535";
-    v = v * 10 + (unsigned long)(*p - '0');
-  }
-  if (v < 1 || v > 65535) return "target_port is not a number 1-65535";
-  *portnum = (uint16_t)v;
   masq_ip ip;
-  if (masq_ip_parse(host, &ip) == 0) return NULL;
-  size_t label = 0, n = strlen(host);
-  if (n > 253) return "target_host is too long";
-  for (size_t i = 0; i < n; i++) {
-    char ch = host[i];
-    if (ch == '.') {
-      if (label == 0) return "target_host has an empty label";
-      label = 0;
-    } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-               ch == '-' || ch == '_') {
-      if (++label > 63) return "target_host has a label over 63 bytes";
-    } else {
-      return "target_host is neither a DNS name nor an IP literal";
-    }
-  }
+  if (!host[0] || !port[0]) return "empty target_host or target_port";
+  if (masq_port_parse(port, strlen(port), 0, portnum) != 0)
+    return "target_port is not a number 1-65535";
+  if (masq_target_host_parse(host, &ip) < 0)
+    return "target_host is neither a DNS name nor an IP literal";
   return NULL;
 }
 
