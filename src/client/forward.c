@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "app/tls.h"
+#include "io/tls.h"
 #include "client/forward.h"
 #include "client/proxy_url.h"
 #include "io/log.h"

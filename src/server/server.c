@@ -10,7 +10,7 @@
 
 #include <gnutls/crypto.h>
 
-#include "app/tls.h"
+#include "io/tls.h"
 #include "io/log.h"
 #include "server/internal.h"
 #include "server/server.h"

@@ -1,7 +1,7 @@
 /* TLS credentials for both roles, with errors that say which file failed
  * and why, so a misconfigured deployment fails at startup. */
-#ifndef MASQ_APP_TLS_H
-#define MASQ_APP_TLS_H
+#ifndef MASQ_IO_TLS_H
+#define MASQ_IO_TLS_H
 
 #include <stddef.h>
 

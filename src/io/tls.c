@@ -1,7 +1,7 @@
 /* Certificate credentials. Files are read here rather than by GnuTLS's
  * *_file functions so a failure can say which file and give errno's
  * reason; GnuTLS would only report "Error while reading file". */
-#include "app/tls.h"
+#include "io/tls.h"
 
 #include <errno.h>
 #include <stdarg.h>
