@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "app/tls.h"
+#include "io/tls.h"
 #include "client/proxy_url.h"
 #include "io/net.h"
 #include "proto/addr.h"

@@ -21,7 +21,7 @@
 
 #include "app/gencert.h"
 #include "app/options.h"
-#include "app/tls.h"
+#include "io/tls.h"
 
 static char dir[64];
 static char cert[128], key[128], cert2[128], key2[128], junk[128];
