@@ -215,7 +215,7 @@ static void fill_params(ngtcp2_transport_params *p, const masq_conn_config *cfg,
   p->initial_max_streams_uni = 3; /* control + QPACK encoder/decoder */
   p->max_idle_timeout = cfg->idle_timeout;
   /* Accept any DATAGRAM frame the peer can send (RFC 9221 §3). */
-  p->max_datagram_frame_size = 65535;
+  p->max_datagram_frame_size = cfg->no_h3_datagram ? 0 : 65535;
   p->active_connection_id_limit = 8;
 }
 
@@ -264,6 +264,7 @@ static masq_conn *conn_alloc(const masq_conn_config *cfg, const masq_conn_callba
   c->cb = *cb;
   c->ud = ud;
   c->max_streams_bidi = cfg->max_streams_bidi;
+  c->no_h3_datagram = cfg->no_h3_datagram != 0;
   c->dqcap = cfg->dgram_queue ? cfg->dgram_queue : DEFAULT_DGRAM_QUEUE;
   c->dq = calloc(c->dqcap, sizeof(*c->dq));
   c->tx = malloc((size_t)MASQ_TX_BATCH * MASQ_OUTER_UDP_PAYLOAD);
@@ -312,6 +313,9 @@ masq_conn *masq_conn_client_new(const masq_conn_config *cfg, const masq_conn_cal
     goto fail;
   }
   if (tls_init(c, cfg, err, errcap) != 0) goto fail;
+  /* A forward with no traffic must not lose its connection to the idle
+   * timeout: PING well within it (RFC 9000 §10.1.2). */
+  if (cfg->idle_timeout) ngtcp2_conn_set_keep_alive_timeout(c->qc, cfg->idle_timeout / 2);
   return c;
 fail:
   masq_conn_free(c);
@@ -657,7 +661,8 @@ size_t masq_conn_max_datagram(masq_conn *c, int64_t sid) {
 
 int masq_conn_datagrams_enabled(masq_conn *c) {
   const ngtcp2_transport_params *rp = ngtcp2_conn_get_remote_transport_params(c->qc);
-  return c->settings_rcvd && c->peer_h3_datagram && rp && rp->max_datagram_frame_size > 0;
+  return !c->no_h3_datagram && c->settings_rcvd && c->peer_h3_datagram && rp &&
+         rp->max_datagram_frame_size > 0;
 }
 
 int masq_conn_queue_datagram(masq_conn *c, int64_t sid, const uint8_t *p, size_t n) {

@@ -272,7 +272,7 @@ const nghttp3_callbacks *masq_h3_callbacks(void) { return &h3_callbacks; }
 int masq_h3_setup(masq_conn *c) {
   nghttp3_settings st;
   nghttp3_settings_default(&st);
-  st.h3_datagram = 1;                       /* RFC 9297 §2.1.1 */
+  st.h3_datagram = !c->no_h3_datagram;       /* RFC 9297 §2.1.1 */
   st.enable_connect_protocol = c->is_server; /* RFC 9220 */
   st.qpack_max_dtable_capacity = 4096;
   st.qpack_blocked_streams = 100;

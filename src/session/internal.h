@@ -69,6 +69,7 @@ struct masq_conn {
   unsigned peer_h3_datagram : 1;
   unsigned peer_connect_protocol : 1;
   unsigned dead : 1;
+  unsigned no_h3_datagram : 1; /* local: capsules only */
   char why[160];
 
   /* Outgoing packets of one GSO batch, kept if the socket was full. */

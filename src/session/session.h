@@ -77,6 +77,9 @@ typedef struct masq_conn_config {
   uint64_t idle_timeout;    /* ns; QUIC idle timeout */
   uint64_t max_streams_bidi;/* server: concurrent tunnels per connection */
   size_t dgram_queue;       /* slots in the datagram send queue */
+  int no_h3_datagram;       /* act as a peer without HTTP/3 datagrams: no
+                               max_datagram_frame_size, SETTINGS_H3_DATAGRAM=0,
+                               capsules only (for tests of the fallback) */
 } masq_conn_config;
 
 /* Client: starts a connection from local to remote. err gets a one-line

@@ -835,6 +835,23 @@ static int case_early_fin(probe *p) {
               answer_str(s, a, sizeof(a)));
 }
 
+/* A client without HTTP/3 datagrams (no max_datagram_frame_size, no
+ * SETTINGS_H3_DATAGRAM): RFC 9297 §3.5 has both sides carry the payloads
+ * in DATAGRAM capsules on the request stream instead. */
+static int case_capsule_fallback(probe *p) {
+  char path[1024];
+  default_path(p, path, sizeof(path));
+  pstream *s = open_connect(p, path, p->token);
+  if (expect_tunnel(p, s, 1) != 0) return 1;
+  if (echo_str(p, s, "h3probe via capsules") != 0) return 1;
+  const masq_conn_stats *st = masq_conn_get_stats(p->c);
+  if (st->capsule_dgram_tx == 0 || st->capsule_dgram_rx == 0)
+    return fail(p, "echo worked but not through capsules (sent %llu, received %llu)",
+                (unsigned long long)st->capsule_dgram_tx,
+                (unsigned long long)st->capsule_dgram_rx);
+  return pass(p, "without HTTP/3 datagrams both directions used DATAGRAM capsules");
+}
+
 typedef struct pcase {
   const char *name;
   int (*run)(probe *p);
@@ -860,6 +877,7 @@ static const pcase cases[] = {
     {"oversize", case_oversize, 1},
     {"many", case_many, 1},
     {"early-fin", case_early_fin, 1},
+    {"capsule-fallback", case_capsule_fallback, 1},
 };
 
 /* ---- setup ---------------------------------------------------------------- */
@@ -956,6 +974,7 @@ int main(int argc, char **argv) {
   const pcase *pc = find_case(p);
   setup_target(p, pc);
   p->deadline = now_ns() + PROBE_BUDGET_NS;
+  p->cfg.no_h3_datagram = pc->run == case_capsule_fallback;
   setup_conn(p);
   if (pump_for(p, "the connection (handshake and SETTINGS)", is_ready, NULL, forever()) != 1) {
     fail(p, "cannot connect to %s: %s", p->proxy, masq_conn_error_str(p->c));
