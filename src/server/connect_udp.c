@@ -141,21 +141,37 @@ static void on_idle(masq_loop *loop, masq_timer *tm) {
   tunnel_end(t, "idle timeout");
 }
 
-static void tunnel_open(tunnel *t, const masq_ip *addr) {
+/* Opens the tunnel's socket to the first allowed address that has a
+ * route (a name may resolve to IPv6 on a host without IPv6, say), then
+ * answers 2xx. */
+static void tunnel_open(tunnel *t, const masq_ip *addrs, size_t n) {
   srv *s = t->sc->s;
-  masq_sockaddr_from_ip(&t->target, addr, t->port);
-  t->fd = masq_udp_connect(&t->target);
+  int err = 0, denied = 0;
+  for (size_t i = 0; i < n && t->fd < 0; i++) {
+    /* The policy applies to the addresses, not the name, so a name that
+     * points inside the deny list cannot smuggle a request past it. */
+    if (!masq_policy_check(&s->policy, &addrs[i])) {
+      denied++;
+      continue;
+    }
+    masq_sockaddr_from_ip(&t->target, &addrs[i], t->port);
+    t->fd = masq_udp_connect(&t->target);
+    if (t->fd < 0) err = errno;
+  }
+  t->state = T_CLOSING;
   if (t->fd < 0) {
-    const char *err = errno == ENETUNREACH || errno == EHOSTUNREACH ? "destination_ip_unroutable"
-                                                                     : "proxy_internal_error";
-    refuse(t->sc, t->sid, 502, err, strerror(errno));
-    t->state = T_CLOSING;
+    if (denied == (int)n)
+      refuse(t->sc, t->sid, 403, "destination_ip_prohibited",
+             "the target's addresses are not allowed by this proxy's policy");
+    else if (err == ENETUNREACH || err == EHOSTUNREACH)
+      refuse(t->sc, t->sid, 502, "destination_ip_unroutable", strerror(err));
+    else
+      refuse(t->sc, t->sid, 502, "proxy_internal_error", strerror(err));
     return;
   }
   if (masq_io_start(s->loop, &t->io, t->fd, MASQ_EV_READ, on_target_readable, t) != 0) {
     refuse(t->sc, t->sid, 500, "proxy_internal_error", "event loop registration failed");
     tunnel_close_socket(t);
-    t->state = T_CLOSING;
     return;
   }
   t->state = T_OPEN;
@@ -179,25 +195,15 @@ static void on_resolved(void *ud, int status, const masq_ip *addrs, size_t n) {
     masq_srv_mark_dirty(t->sc);
     return;
   }
-  if (status != 0) {
+  if (status != 0 || n == 0) {
     /* RFC 9209 §2.3.2 dns_error; a timeout has its own type (§2.3.1). */
     int timeout = status == EAI_AGAIN;
     refuse(t->sc, t->sid, timeout ? 504 : 502, timeout ? "dns_timeout" : "dns_error",
-           gai_strerror(status));
+           status ? gai_strerror(status) : "no addresses");
     t->state = T_CLOSING;
     return;
   }
-  /* The policy applies to the addresses, not the name, so a name that
-   * points inside the deny list cannot smuggle a request past it. */
-  for (size_t i = 0; i < n; i++) {
-    if (masq_policy_check(&t->sc->s->policy, &addrs[i])) {
-      tunnel_open(t, &addrs[i]);
-      return;
-    }
-  }
-  refuse(t->sc, t->sid, 403, "destination_ip_prohibited",
-         "the target's addresses are not allowed by this proxy's policy");
-  t->state = T_CLOSING;
+  tunnel_open(t, addrs, n);
 }
 
 /* ---- session callbacks ------------------------------------------------ */
