@@ -65,7 +65,7 @@ struct fwd {
   masq_proxy_url url;
   listener ls[MASQ_MAX_FORWARDS];
   size_t nls, nflows;
-  int ready, exit_code, dirty;
+  int ready, exit_code, dirty, stopping;
   uint64_t drops;
   uint8_t buf[65536];
 };
@@ -315,14 +315,16 @@ static void on_proxy_socket(masq_loop *loop, masq_io *io, uint32_t events) {
   f->dirty = 1;
   if (!(events & MASQ_EV_READ)) return;
   ngtcp2_path path = {{&f->local.u.sa, f->local.len}, {&f->remote.u.sa, f->remote.len}, NULL};
-  for (int i = 0; i < 64; i++) {
+  /* Bounded in packets (a GRO read holds many) so acknowledgements go out
+   * promptly in the write pass; see the server's on_socket. */
+  for (size_t pkts = 0; pkts < 64;) {
     size_t seg;
     ssize_t n = masq_udp_recv(f->fd, f->buf, sizeof(f->buf), NULL, &seg);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       continue; /* ICMP errors and the like: QUIC recovers or times out */
     }
-    for (size_t off = 0; off < (size_t)n; off += seg) {
+    for (size_t off = 0; off < (size_t)n; off += seg, pkts++) {
       size_t len = (size_t)n - off < seg ? (size_t)n - off : seg;
       if (masq_conn_read(f->c, &path, f->buf + off, len, masq_now()) != 0) return;
     }
@@ -343,6 +345,7 @@ static void fwd_service(masq_loop *loop, void *ud) {
   if (!masq_conn_is_dead(f->c) && f->dirty) masq_conn_write(f->c, masq_now());
   f->dirty = 0;
   if (masq_conn_is_dead(f->c)) {
+    if (f->stopping) return; /* our own close, on a signal */
     masq_log(MASQ_LOG_ERR, "connection to %s lost: %s", f->o->proxy, masq_conn_error_str(f->c));
     f->exit_code = 1;
     masq_loop_stop(loop);
@@ -356,6 +359,7 @@ static void fwd_service(masq_loop *loop, void *ud) {
 static void on_signal(masq_loop *loop, int signo, void *ud) {
   fwd *f = ud;
   masq_log(MASQ_LOG_INFO, "%s: closing the connection", strsignal(signo));
+  f->stopping = 1;
   masq_conn_close(f->c, MASQ_H3_NO_ERROR, masq_now());
   f->exit_code = 0;
   masq_loop_stop(loop);
@@ -476,7 +480,15 @@ int masq_forward_run(const masq_opts *o) {
       masq_loop_add_signal(f.loop, SIGTERM, on_signal, &f) != 0)
     goto out;
   if (masq_loop_run(f.loop) != 0) f.exit_code = 1;
-  if (f.drops) masq_log(MASQ_LOG_INFO, "%llu datagrams dropped", (unsigned long long)f.drops);
+  if (f.c) {
+    const masq_conn_stats *st = masq_conn_get_stats(f.c);
+    masq_log(MASQ_LOG_INFO,
+             "datagrams tx %llu rx %llu; dropped: %llu locally (unsendable or no tunnel), too big "
+             "%llu, queue full %llu",
+             (unsigned long long)st->dgram_tx, (unsigned long long)st->dgram_rx,
+             (unsigned long long)f.drops, (unsigned long long)st->drop_too_big,
+             (unsigned long long)st->drop_queue_full);
+  }
 out:
   teardown(&f);
   return f.exit_code;

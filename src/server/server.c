@@ -15,6 +15,9 @@
 #include "server/internal.h"
 #include "server/server.h"
 
+/* QUIC packets read per socket wakeup before the write pass. */
+#define RX_BUDGET 64
+
 /* ---- connection-ID table --------------------------------------------- */
 
 struct cid_entry {
@@ -227,8 +230,12 @@ static void on_socket(masq_loop *loop, masq_io *io, uint32_t events) {
     for (sconn *sc = s->conns; sc; sc = sc->next) masq_srv_mark_dirty(sc);
   }
   if (!(events & MASQ_EV_READ)) return;
-  /* A bounded batch per wakeup keeps timers and other sockets served. */
-  for (int i = 0; i < 64; i++) {
+  /* A bounded batch per wakeup (counted in packets: one GRO read can hold
+   * dozens) keeps acknowledgements prompt — they go out in the write pass
+   * after this — and keeps timers and other sockets served. Reading more
+   * before writing inflates the peer's RTT estimate and with it caps its
+   * sending rate. */
+  for (size_t pkts = 0; pkts < RX_BUDGET;) {
     masq_sockaddr from;
     size_t seg;
     ssize_t n = masq_udp_recv(s->fd, s->rxbuf, sizeof(s->rxbuf), &from, &seg);
@@ -239,7 +246,7 @@ static void on_socket(masq_loop *loop, masq_io *io, uint32_t events) {
       return;
     }
     /* GRO may hand over several datagrams of seg bytes each. */
-    for (size_t off = 0; off < (size_t)n; off += seg) {
+    for (size_t off = 0; off < (size_t)n; off += seg, pkts++) {
       size_t len = (size_t)n - off < seg ? (size_t)n - off : seg;
       handle_packet(s, &from, s->rxbuf + off, len);
     }
