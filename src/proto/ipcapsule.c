@@ -34,7 +34,7 @@ static const char *const reasons[] = {
 #define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
 
 const char *masq_ipcapsule_strerror(int code) {
-  if (code > 0 || (size_t)-(long)code >= NREASONS) return "unknown error";
+  if (code > 0 || code < -(int)(NREASONS - 1)) return "unknown error";
   return reasons[-code];
 }
 
