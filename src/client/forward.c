@@ -408,7 +408,9 @@ static int open_listener(fwd *f, listener *l, const masq_fwdspec *spec) {
     return -1;
   }
   if (masq_io_start(f->loop, &l->io, l->fd, MASQ_EV_READ, on_local, l) != 0) return -1;
-  masq_log(MASQ_LOG_INFO, "forwarding udp %s -> %s:%u", bind, spec->host, spec->hostport);
+  int hv6 = strchr(spec->host, ':') != NULL;
+  masq_log(MASQ_LOG_INFO, hv6 ? "forwarding udp %s -> [%s]:%u" : "forwarding udp %s -> %s:%u",
+           bind, spec->host, spec->hostport);
   return 0;
 }
 
@@ -447,11 +449,14 @@ static int connect_proxy(fwd *f) {
 }
 
 static void teardown(fwd *f) {
+  /* The connection first: freeing it reports its open streams to
+   * on_stream_close, which still touches their flows. */
+  if (f->c) masq_conn_free(f->c);
+  f->c = NULL;
   for (size_t i = 0; i < f->nls; i++) {
     while (f->ls[i].flows) flow_free(f->ls[i].flows);
     if (f->ls[i].fd >= 0) close(f->ls[i].fd);
   }
-  if (f->c) masq_conn_free(f->c); /* after the flows: its callbacks see NULL sud */
   if (f->fd >= 0) close(f->fd);
   if (f->loop) masq_loop_free(f->loop);
   if (f->creds) gnutls_certificate_free_credentials(f->creds);

@@ -192,13 +192,17 @@ static void fill_callbacks(ngtcp2_callbacks *cb, int is_server) {
 static void fill_settings(ngtcp2_settings *s, uint64_t now) {
   ngtcp2_settings_default(s);
   s->initial_ts = now;
-  /* Send full-size packets from the first one (RFC 9484 §10.1 / RFC 9298
-   * §5): the tunnel must carry 1200-byte inner QUIC packets, which only
-   * fit if the outer packets are larger than the 1200-byte QUIC minimum.
-   * A path that cannot carry them fails the handshake instead of
-   * silently black-holing large datagrams later. */
+  /* Start at QUIC's 1200 bytes and let DPLPMTUD (RFC 8899, which RFC 9298
+   * §5 relies on) raise the packet size to what the path really carries,
+   * up to a 1500-byte MTU's worth. Assuming 1452 outright would black-hole
+   * full-size packets on smaller paths — a masq connection nested inside
+   * another tunnel, say — because the handshake's 1200-byte packets do
+   * not prove the path. */
+  static const uint16_t probes[] = {MASQ_OUTER_UDP_PAYLOAD, 1420, 1400, 1380, 1350,
+                                    1320, 1300, 1280, 1250};
   s->max_tx_udp_payload_size = MASQ_OUTER_UDP_PAYLOAD;
-  s->no_tx_udp_payload_size_shaping = 1;
+  s->pmtud_probes = probes;
+  s->pmtud_probeslen = sizeof(probes) / sizeof(probes[0]);
   s->cc_algo = NGTCP2_CC_ALGO_CUBIC;
   s->max_window = 24 * 1024 * 1024;
   s->max_stream_window = 16 * 1024 * 1024;
@@ -267,7 +271,8 @@ static masq_conn *conn_alloc(const masq_conn_config *cfg, const masq_conn_callba
   c->no_h3_datagram = cfg->no_h3_datagram != 0;
   c->dqcap = cfg->dgram_queue ? cfg->dgram_queue : DEFAULT_DGRAM_QUEUE;
   c->dq = calloc(c->dqcap, sizeof(*c->dq));
-  c->tx = malloc((size_t)MASQ_TX_BATCH * MASQ_OUTER_UDP_PAYLOAD);
+  /* One spare slot: see masq_conn_write. */
+  c->tx = malloc((size_t)(MASQ_TX_BATCH + 1) * MASQ_OUTER_UDP_PAYLOAD);
   ngtcp2_ccerr_default(&c->ccerr);
   ngtcp2_path_storage_zero(&c->path);
   ngtcp2_path_storage_zero(&c->txpath);
@@ -511,14 +516,25 @@ static int same_path(const ngtcp2_path *a, const ngtcp2_path *b) {
 
 static int send_close(masq_conn *c, uint64_t now);
 
+/* Whether the packet just written at the end of the batch may join it:
+ * GSO sends equal-sized segments with only the last one shorter, all on
+ * one path. */
+static int joins_batch(const masq_conn *c, const ngtcp2_path *path, size_t n) {
+  return c->txlen == 0 || (n <= c->txseg && same_path(path, &c->txpath.path));
+}
+
 int masq_conn_write(masq_conn *c, uint64_t now) {
   if (c->dead) return MASQ_SESS_ERR_FATAL;
   if (c->tx_pending && tx_flush(c) != 0) return 0;
-  size_t mtu = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->qc);
+  /* Room for the largest packet we may send: PMTUD probes exceed the
+   * path's current size. ngtcp2 keeps ordinary packets to that size. */
+  size_t mtu = ngtcp2_conn_get_max_tx_udp_payload_size(c->qc);
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
   size_t npkts = 0;
   for (;;) {
+    /* The batch buffer has room for one more full packet past the last
+     * batch slot, so a packet that cannot join is written there first. */
     uint8_t *dst = c->tx + c->txlen;
     ngtcp2_ssize n = write_packet(c, &ps.path, dst, mtu, now);
     if (n < 0) {
@@ -528,14 +544,14 @@ int masq_conn_write(masq_conn *c, uint64_t now) {
       return MASQ_SESS_ERR_FATAL;
     }
     if (n == 0) break;
-    if (c->txlen && !same_path(&ps.path, &c->txpath.path)) {
-      /* A packet for another path (migration) cannot join this batch. */
-      uint8_t tmp[MASQ_OUTER_UDP_PAYLOAD];
-      memcpy(tmp, dst, (size_t)n);
+    if (!joins_batch(c, &ps.path, (size_t)n)) {
+      /* Send what came before, then start a new batch with this packet. */
       size_t keep = c->txlen;
-      c->txlen = keep;
-      if (tx_flush(c) != 0) return 0;
-      memcpy(c->tx, tmp, (size_t)n);
+      if (tx_flush(c) != 0) {
+        c->txlen = keep; /* the new packet waits in the spare slot: drop it */
+        break;
+      }
+      memmove(c->tx, dst, (size_t)n);
       npkts = 0;
     }
     if (c->txlen == 0) {
@@ -544,7 +560,7 @@ int masq_conn_write(masq_conn *c, uint64_t now) {
     }
     c->txlen += (size_t)n;
     npkts++;
-    /* GSO sends equal-sized segments; a shorter one must be the last. */
+    /* A shorter packet must be the batch's last. */
     if ((size_t)n < c->txseg || npkts == MASQ_TX_BATCH) {
       npkts = 0;
       if (tx_flush(c) != 0) break;

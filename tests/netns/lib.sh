@@ -28,8 +28,24 @@ NETNS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=${PYTHON:-python3}
 
 pretty() { printf '\033[1;36m[%s]\033[0m %s\n' "${TEST_NAME:-test}" "$*"; }
-fail() { printf '\033[1;31m[%s] FAIL:\033[0m %s\n' "${TEST_NAME:-test}" "$*"; dump_logs; exit 1; }
-dump_logs() { for f in "$TMP"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done; true; }
+# fail MSG: report, stop the background processes (so their exit-time
+# output, such as totals and sanitizer reports, is in the logs), show the
+# logs, and exit 1.
+fail() {
+  printf '\033[1;31m[%s] FAIL:\033[0m %s\n' "${TEST_NAME:-test}" "$*"
+  stop_all
+  dump_logs
+  exit 1
+}
+dump_logs() {
+  local f
+  for f in "$TMP"/*.log; do
+    [ -f "$f" ] || continue
+    echo "--- $f"
+    tail -n 40 "$f"
+    grep -a -H -E "^SUMMARY: [A-Za-z]+Sanitizer|runtime error:" "$f" || true
+  done
+}
 n_c() { ip netns exec "$NS_C" "$@"; }
 n_s() { ip netns exec "$NS_S" "$@"; }
 n_t() { ip netns exec "$NS_T" "$@"; }
@@ -41,12 +57,16 @@ require_root() {
   ip netns del "masq-probe-$ID"
 }
 
-# stop_all: SIGTERM every process bg started (newest first), wait up to
-# 5 s for each, then SIGKILL what is left. Safe to call more than once.
+# stop_all: SIGTERM every process bg started that is still a job of this
+# shell (one already waited for may have had its PID reused), newest
+# first; wait up to 5 s for each, then SIGKILL what is left. Safe to call
+# more than once.
 stop_all() {
-  local p i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
+  local p i live mine=()
+  live=" $(jobs -p | tr '\n' ' ') "
+  for p in "${PIDS[@]}"; do [[ $live == *" $p "* ]] && mine+=("$p"); done
+  for ((i = ${#mine[@]} - 1; i >= 0; i--)); do kill "${mine[i]}" 2>/dev/null || true; done
+  for p in "${mine[@]}"; do
     for ((i = 0; i < 100; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
     kill -9 "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
@@ -152,6 +172,16 @@ wait_log() {
     sleep 0.05
   done
   fail "timed out after ${t}s waiting for /$re/ in $f"
+}
+
+# wait_log_fixed FILE STRING [SECONDS]: wait_log for a literal string.
+wait_log_fixed() {
+  local f=$1 str=$2 t=${3:-10} i
+  for ((i = 0; i < t * 20; i++)); do
+    grep -qF -- "$str" "$f" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  fail "timed out after ${t}s waiting for '$str' in $f"
 }
 
 # wait_udp NS PORT: bounded wait until something listens on UDP PORT.

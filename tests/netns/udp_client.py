@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """UDP echo client for the netns tests.
 
-    udp_client.py HOST PORT SIZE COUNT TIMEOUT [--expect-none] [--sport=N]
+    udp_client.py HOST PORT SIZE COUNT TIMEOUT [--expect-none] [--sport=N] [--rtt]
 
 Sends COUNT datagrams of SIZE random bytes to HOST:PORT, one at a time,
 and waits up to TIMEOUT seconds for each to come back unchanged. Prints
@@ -10,7 +10,8 @@ is missing, 2 if any came back different (or unexpected data arrived).
 
 With --expect-none it asserts the opposite: nothing at all comes back
 within TIMEOUT (exit 0), else exit 1. --sport=N sends from local port N
-instead of an ephemeral one.
+instead of an ephemeral one. --rtt adds a line before the last one:
+"rtt min/avg/max A/B/C ms, bytes out X in Y".
 """
 import os
 import socket
@@ -21,6 +22,7 @@ import time
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     expect_none = "--expect-none" in sys.argv[1:]
+    want_rtt = "--rtt" in sys.argv[1:]
     sport = 0
     for a in sys.argv[1:]:
         if a.startswith("--sport="):
@@ -46,10 +48,12 @@ def main():
         return 1
 
     received, bad = 0, 0
+    rtts, bytes_in = [], 0
     for i in range(count):
         payload = os.urandom(size)
+        sent_at = time.monotonic()
         s.send(payload)
-        deadline = time.monotonic() + timeout
+        deadline = sent_at + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -64,13 +68,18 @@ def main():
             except ConnectionRefusedError:
                 print("datagram %d: connection refused" % i, file=sys.stderr)
                 break
+            bytes_in += len(data)
             if data == payload:
                 received += 1
+                rtts.append((time.monotonic() - sent_at) * 1000)
                 break
             # A late echo of an earlier datagram, or corruption.
             bad += 1
             print("datagram %d: got %d bytes that match nothing sent (want %d)" %
                   (i, len(data), size), file=sys.stderr)
+    if want_rtt and rtts:
+        print("rtt min/avg/max %.3f/%.3f/%.3f ms, bytes out %d in %d" %
+              (min(rtts), sum(rtts) / len(rtts), max(rtts), size * count, bytes_in))
     print("received %d/%d" % (received, count))
     if bad:
         return 2
