@@ -106,8 +106,8 @@ int masq_stream_write(masq_conn *c, masq_stream *s, const uint8_t *p, size_t n, 
   return 0;
 }
 
-static nghttp3_ssize read_body(nghttp3_conn *h3, int64_t sid, nghttp3_vec *vec, size_t veccnt,
-                               uint32_t *pflags, void *ud, void *sud) {
+nghttp3_ssize masq_h3_read_body(nghttp3_conn *h3, int64_t sid, nghttp3_vec *vec, size_t veccnt,
+                                uint32_t *pflags, void *ud, void *sud) {
   masq_stream *s = sud;
   if (!s) return NGHTTP3_ERR_CALLBACK_FAILURE;
   masq_sbuf *b = &s->sbuf;
@@ -339,7 +339,7 @@ int64_t masq_conn_submit_connect(masq_conn *c, const char *authority, const char
   s->capsules = 1;
   s->has_body = 1;
   masq_tunnel_init_parser(c, s);
-  nghttp3_data_reader dr = {read_body};
+  nghttp3_data_reader dr = {masq_h3_read_body};
   rv = nghttp3_conn_submit_request(c->h3, sid, nva, n, &dr, s);
   if (rv != 0) {
     masq_stream_free(c, s);
@@ -368,7 +368,7 @@ int masq_conn_submit_response(masq_conn *c, int64_t sid, int status, const char 
   if (ok) {
     s->tunnel = 1;
     s->has_body = 1;
-    nghttp3_data_reader dr = {read_body};
+    nghttp3_data_reader dr = {masq_h3_read_body};
     rv = nghttp3_conn_submit_response(c->h3, sid, nva, n, &dr);
   } else {
     s->capsules = 0; /* the request failed: ignore whatever it sends */

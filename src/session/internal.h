@@ -102,6 +102,10 @@ masq_stream *masq_stream_get(masq_conn *c, int64_t sid);
 masq_stream *masq_stream_new(masq_conn *c, int64_t sid);
 void masq_stream_free(masq_conn *c, masq_stream *s);
 int masq_stream_write(masq_conn *c, masq_stream *s, const uint8_t *p, size_t n, int fin);
+/* nghttp3 data reader serving a stream's send ring (its user data must be
+ * the masq_stream). */
+nghttp3_ssize masq_h3_read_body(nghttp3_conn *h3, int64_t sid, nghttp3_vec *vec, size_t veccnt,
+                                uint32_t *pflags, void *ud, void *sud);
 
 /* tunnel.c */
 void masq_tunnel_init_parser(masq_conn *c, masq_stream *s);

@@ -317,34 +317,6 @@ static pstream *open_connect(probe *p, const char *path, const char *token) {
   }
 }
 
-/* The request body reader, as h3.c's: serves the stream's send ring
- * (masq_stream_write fills it; h3.c's ack callback drains it). */
-static nghttp3_ssize raw_read_body(nghttp3_conn *h3, int64_t sid, nghttp3_vec *vec,
-                                   size_t veccnt, uint32_t *pflags, void *ud, void *sud) {
-  masq_stream *s = sud;
-  masq_sbuf *b = &s->sbuf;
-  size_t n = 0;
-  uint64_t off = b->sent;
-  while (off < b->end && n < veccnt) {
-    size_t pos = (size_t)(off % b->cap);
-    size_t len = (size_t)(b->end - off);
-    if (len > b->cap - pos) len = b->cap - pos;
-    vec[n].base = b->data + pos;
-    vec[n].len = len;
-    off += len;
-    n++;
-  }
-  b->sent = off;
-  if (off == b->end && s->fin_pending) {
-    *pflags |= NGHTTP3_DATA_FLAG_EOF;
-    s->fin_pending = 0;
-    s->fin_sent = 1;
-  } else if (n == 0) {
-    return NGHTTP3_ERR_WOULDBLOCK;
-  }
-  return (nghttp3_ssize)n;
-}
-
 #define NV(n, v) \
   { (uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP3_NV_FLAG_NONE }
 
@@ -367,7 +339,7 @@ static pstream *open_raw(probe *p, const nghttp3_nv *nva, size_t nvlen) {
   s->capsules = 1;
   s->has_body = 1;
   masq_tunnel_init_parser(c, s);
-  nghttp3_data_reader dr = {raw_read_body};
+  nghttp3_data_reader dr = {masq_h3_read_body};
   int rv = nghttp3_conn_submit_request(c->h3, sid, nva, nvlen, &dr, s);
   if (rv != 0) {
     fail(p, "nghttp3 refused to submit the request: %s", nghttp3_strerror(rv));
