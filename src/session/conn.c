@@ -9,6 +9,7 @@
 #include <gnutls/crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include "proto/addr.h"
 #include "proto/h3dgram.h"
 #include "proto/wire.h"
 #include "session/internal.h"
@@ -243,7 +244,11 @@ static int tls_init(masq_conn *c, const masq_conn_config *cfg, char *err, size_t
   rv = gnutls_alpn_set_protocols(c->tls, &alpn_h3, 1, c->is_server ? GNUTLS_ALPN_MANDATORY : 0);
   if (rv != 0) goto fail;
   if (!c->is_server) {
-    if (cfg->sni && cfg->sni[0] &&
+    /* RFC 6066 §3: SNI carries host names only, never IP literals (a
+     * server may reject the handshake for one); the certificate is still
+     * checked against the address. */
+    masq_ip lit;
+    if (cfg->sni && cfg->sni[0] && masq_ip_parse(cfg->sni, &lit) != 0 &&
         (rv = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, cfg->sni, strlen(cfg->sni))) != 0)
       goto fail;
     if (!cfg->insecure) gnutls_session_set_verify_cert(c->tls, cfg->sni, 0);
