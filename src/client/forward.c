@@ -24,6 +24,9 @@
  * chatty application cannot turn into a request storm. */
 #define FLOW_RETRY_NS (5ull * 1000000000ull)
 #define MAX_FLOWS 4096
+/* Reconnect backoff after a lost connection. */
+#define BACKOFF_MIN_NS (1ull * 1000000000ull)
+#define BACKOFF_MAX_NS (30ull * 1000000000ull)
 
 typedef struct fwd fwd;
 typedef struct listener listener;
@@ -65,12 +68,16 @@ struct fwd {
   masq_proxy_url url;
   listener ls[MASQ_MAX_FORWARDS];
   size_t nls, nflows;
-  int ready, exit_code, dirty, stopping;
+  int ready, ever_ready, exit_code, dirty, stopping;
+  masq_timer retry;       /* reconnect after a lost connection */
+  uint64_t backoff;       /* ns until the next attempt; doubles to 30 s */
+  masq_conn_stats total;  /* of the connections already gone */
   uint64_t drops;
   uint8_t buf[65536];
 };
 
 static void fwd_service(masq_loop *loop, void *ud);
+static void hangup(fwd *f);
 
 /* ---- flows -------------------------------------------------------------- */
 
@@ -119,7 +126,7 @@ static void on_flow_idle(masq_loop *loop, masq_timer *t) {
     masq_timer_set(loop, t, deadline);
     return;
   }
-  if (fl->state == F_OPEN || fl->state == F_REQUESTED) {
+  if (f->c && (fl->state == F_OPEN || fl->state == F_REQUESTED)) {
     /* The flow stays until the stream closes; only then is it freed. */
     masq_conn_end_stream(f->c, fl->sid);
     f->dirty = 1;
@@ -233,6 +240,8 @@ static void submit_waiting(fwd *f) {
 static void on_ready(masq_conn *c, void *ud) {
   fwd *f = ud;
   f->ready = 1;
+  f->ever_ready = 1;
+  f->backoff = BACKOFF_MIN_NS;
   masq_log(MASQ_LOG_INFO, "connected to %s", f->o->proxy);
   submit_waiting(f);
 }
@@ -346,9 +355,19 @@ static void fwd_service(masq_loop *loop, void *ud) {
   f->dirty = 0;
   if (masq_conn_is_dead(f->c)) {
     if (f->stopping) return; /* our own close, on a signal */
-    masq_log(MASQ_LOG_ERR, "connection to %s lost: %s", f->o->proxy, masq_conn_error_str(f->c));
-    f->exit_code = 1;
-    masq_loop_stop(loop);
+    if (!f->ever_ready) {
+      /* Never connected: a wrong address, certificate or port, most
+       * likely. Say so and stop rather than retry blindly. */
+      masq_log(MASQ_LOG_ERR, "cannot connect to %s: %s", f->o->proxy, masq_conn_error_str(f->c));
+      f->exit_code = 1;
+      f->stopping = 1; /* the loop's last write pass must not say it again */
+      masq_loop_stop(loop);
+      return;
+    }
+    masq_log(MASQ_LOG_WARN, "connection to %s lost: %s; reconnecting in %llu s", f->o->proxy,
+             masq_conn_error_str(f->c), (unsigned long long)(f->backoff / 1000000000ull));
+    hangup(f);
+    masq_timer_set(loop, &f->retry, masq_now() + f->backoff);
     return;
   }
   uint64_t exp = masq_conn_expiry(f->c);
@@ -360,7 +379,7 @@ static void on_signal(masq_loop *loop, int signo, void *ud) {
   fwd *f = ud;
   masq_log(MASQ_LOG_INFO, "%s: closing the connection", strsignal(signo));
   f->stopping = 1;
-  masq_conn_close(f->c, MASQ_H3_NO_ERROR, masq_now());
+  if (f->c) masq_conn_close(f->c, MASQ_H3_NO_ERROR, masq_now());
   f->exit_code = 0;
   masq_loop_stop(loop);
 }
@@ -414,6 +433,62 @@ static int open_listener(fwd *f, listener *l, const masq_fwdspec *spec) {
   return 0;
 }
 
+/* Opens a socket and a QUIC connection to the proxy. */
+static int dial(fwd *f) {
+  char err[512];
+  if (resolve_proxy(f) != 0) return -1;
+  f->fd = masq_udp_connect(&f->remote);
+  if (f->fd < 0) {
+    masq_log(MASQ_LOG_ERR, "cannot open a UDP socket to the proxy: %s", strerror(errno));
+    return -1;
+  }
+  f->local.len = sizeof(f->local.u.ss);
+  if (getsockname(f->fd, &f->local.u.sa, &f->local.len) != 0 ||
+      masq_io_start(f->loop, &f->io, f->fd, MASQ_EV_READ, on_proxy_socket, f) != 0) {
+    close(f->fd);
+    f->fd = -1;
+    return -1;
+  }
+  ngtcp2_addr la = {&f->local.u.sa, f->local.len}, ra = {&f->remote.u.sa, f->remote.len};
+  f->c = masq_conn_client_new(&f->cfg, &client_callbacks, f, &la, &ra, masq_now(), err,
+                              sizeof(err));
+  if (!f->c) {
+    masq_log(MASQ_LOG_ERR, "%s", err);
+    masq_io_stop(f->loop, &f->io);
+    close(f->fd);
+    f->fd = -1;
+    return -1;
+  }
+  f->dirty = 1; /* the loop's write pass sends the first Initial */
+  return 0;
+}
+
+static void add_stats(masq_conn_stats *t, const masq_conn_stats *s) {
+  t->dgram_tx += s->dgram_tx;
+  t->dgram_rx += s->dgram_rx;
+  t->drop_too_big += s->drop_too_big;
+  t->drop_queue_full += s->drop_queue_full;
+}
+
+/* Drops a dead connection. Its open streams are reported closed, which
+ * puts their flows back to waiting for a new tunnel. */
+static void hangup(fwd *f) {
+  add_stats(&f->total, masq_conn_get_stats(f->c));
+  masq_timer_stop(f->loop, &f->timer);
+  masq_conn_free(f->c);
+  f->c = NULL;
+  f->ready = 0;
+  masq_io_stop(f->loop, &f->io);
+  close(f->fd);
+  f->fd = -1;
+}
+
+static void on_retry(masq_loop *loop, masq_timer *t) {
+  fwd *f = t->ud;
+  f->backoff = f->backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : f->backoff * 2;
+  if (dial(f) != 0) masq_timer_set(loop, t, masq_now() + f->backoff);
+}
+
 static int connect_proxy(fwd *f) {
   char err[512];
   f->creds = masq_tls_client_creds(f->o->ca[0] ? f->o->ca : NULL, f->o->insecure, err,
@@ -424,33 +499,18 @@ static int connect_proxy(fwd *f) {
   }
   if (f->o->insecure)
     masq_log(MASQ_LOG_WARN, "--insecure: the proxy's certificate is not verified");
-  if (resolve_proxy(f) != 0) return -1;
-  f->fd = masq_udp_connect(&f->remote);
-  if (f->fd < 0) {
-    masq_log(MASQ_LOG_ERR, "cannot open a UDP socket to the proxy: %s", strerror(errno));
-    return -1;
-  }
-  f->local.len = sizeof(f->local.u.ss);
-  if (getsockname(f->fd, &f->local.u.sa, &f->local.len) != 0) return -1;
   f->cfg.creds = f->creds;
   f->cfg.sni = f->url.host;
   f->cfg.insecure = f->o->insecure;
   f->cfg.idle_timeout = 30 * NGTCP2_SECONDS;
-  ngtcp2_addr la = {&f->local.u.sa, f->local.len}, ra = {&f->remote.u.sa, f->remote.len};
-  f->c = masq_conn_client_new(&f->cfg, &client_callbacks, f, &la, &ra, masq_now(), err,
-                              sizeof(err));
-  if (!f->c) {
-    masq_log(MASQ_LOG_ERR, "%s", err);
-    return -1;
-  }
-  masq_timer_init(&f->timer, on_timer, f);
-  f->dirty = 1;
-  return masq_io_start(f->loop, &f->io, f->fd, MASQ_EV_READ, on_proxy_socket, f);
+  f->backoff = BACKOFF_MIN_NS;
+  return dial(f);
 }
 
 static void teardown(fwd *f) {
   /* The connection first: freeing it reports its open streams to
    * on_stream_close, which still touches their flows. */
+  if (f->loop) masq_timer_stop(f->loop, &f->retry);
   if (f->c) masq_conn_free(f->c);
   f->c = NULL;
   for (size_t i = 0; i < f->nls; i++) {
@@ -475,6 +535,8 @@ int masq_forward_run(const masq_opts *o) {
   }
   f.loop = masq_loop_new();
   if (!f.loop) goto out;
+  masq_timer_init(&f.timer, on_timer, &f);
+  masq_timer_init(&f.retry, on_retry, &f);
   for (size_t i = 0; i < o->nudp; i++) {
     f.ls[i].fd = -1;
     f.nls = i + 1;
@@ -485,8 +547,9 @@ int masq_forward_run(const masq_opts *o) {
       masq_loop_add_signal(f.loop, SIGTERM, on_signal, &f) != 0)
     goto out;
   if (masq_loop_run(f.loop) != 0) f.exit_code = 1;
-  if (f.c) {
-    const masq_conn_stats *st = masq_conn_get_stats(f.c);
+  {
+    if (f.c) add_stats(&f.total, masq_conn_get_stats(f.c));
+    const masq_conn_stats *st = &f.total;
     masq_log(MASQ_LOG_INFO,
              "datagrams tx %llu rx %llu; dropped: %llu locally (unsendable or no tunnel), too big "
              "%llu, queue full %llu",
