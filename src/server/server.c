@@ -316,7 +316,9 @@ static int setup(srv *s, const masq_opts *o) {
     return -1;
   }
   s->cfg.creds = s->creds;
-  s->cfg.idle_timeout = 30 * NGTCP2_SECONDS;
+  /* The connection may idle as long as a tunnel may: RFC 9298 §3 asks
+   * for at least two minutes before a silent socket is closed. */
+  s->cfg.idle_timeout = (uint64_t)o->idle_timeout * NGTCP2_SECONDS;
   s->cfg.max_streams_bidi = o->max_tunnels;
   if (masq_io_start(s->loop, &s->io, s->fd, MASQ_EV_READ, on_socket, s) != 0 ||
       masq_loop_add_hook(s->loop, flush_dirty, s) != 0 ||

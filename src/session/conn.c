@@ -74,9 +74,22 @@ static int on_remove_cid(ngtcp2_conn *qc, const ngtcp2_cid *cid, void *ud) {
   return 0;
 }
 
+/* A client with no traffic must not lose its connection to the idle
+ * timeout: PING at half the timeout both ends agreed on (RFC 9000
+ * §10.1.2), which the server may have set lower than ours. */
+static void set_keep_alive(masq_conn *c) {
+  const ngtcp2_transport_params *lp = ngtcp2_conn_get_local_transport_params(c->qc);
+  const ngtcp2_transport_params *rp = ngtcp2_conn_get_remote_transport_params(c->qc);
+  uint64_t idle = lp->max_idle_timeout;
+  if (rp && rp->max_idle_timeout && (!idle || rp->max_idle_timeout < idle))
+    idle = rp->max_idle_timeout;
+  if (idle) ngtcp2_conn_set_keep_alive_timeout(c->qc, idle / 2);
+}
+
 static int on_handshake_completed(ngtcp2_conn *qc, void *ud) {
   masq_conn *c = ud;
   c->handshake_done = 1;
+  if (!c->is_server) set_keep_alive(c);
   if (!c->h3 && masq_h3_setup(c) != 0) return NGTCP2_ERR_CALLBACK_FAILURE;
   return 0;
 }
@@ -323,9 +336,6 @@ masq_conn *masq_conn_client_new(const masq_conn_config *cfg, const masq_conn_cal
     goto fail;
   }
   if (tls_init(c, cfg, err, errcap) != 0) goto fail;
-  /* A forward with no traffic must not lose its connection to the idle
-   * timeout: PING well within it (RFC 9000 §10.1.2). */
-  if (cfg->idle_timeout) ngtcp2_conn_set_keep_alive_timeout(c->qc, cfg->idle_timeout / 2);
   return c;
 fail:
   masq_conn_free(c);

@@ -39,3 +39,7 @@ send_once second || fail "no echo after the idle close"
 wait_log "$TMP/server.log" "tunnel on stream 4 "
 pretty "the next datagram opened a new tunnel (stream 4) and was echoed"
 kill -0 "$SERVER_PID" || fail "server died"
+# The QUIC connection idles out no sooner than a tunnel (2 s here), and
+# the client's keep-alive PINGs at half of that: only the tunnel closed.
+if grep -q "lost:" "$TMP/fwd.log"; then fail "the QUIC connection was lost to the idle timeout"; fi
+pretty "the QUIC connection itself stayed up (keep-alive)"
