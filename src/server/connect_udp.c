@@ -44,8 +44,17 @@ static void refuse(sconn *sc, int64_t sid, int status, const char *error, const 
   const char *ps_value = NULL;
   if (error && masq_proxy_status_format(ps, sizeof(ps), error, details) > 0) ps_value = ps;
   sc->s->stats.tunnels_refused++;
-  masq_conn_submit_response(sc->c, sid, status, ps_value,
-                            status == 407 ? "Bearer realm=\"masq\"" : NULL, NULL);
+  /* RFC 9110 §15.5.8: a 407 carries a challenge; §15.5.6: a 405 MUST
+   * list the allowed methods. */
+  const char *xn = NULL, *xv = NULL;
+  if (status == 407) {
+    xn = "proxy-authenticate";
+    xv = "Bearer realm=\"masq\"";
+  } else if (status == 405) {
+    xn = "allow";
+    xv = "CONNECT";
+  }
+  masq_conn_submit_response(sc->c, sid, status, ps_value, xn, xv, NULL);
   masq_srv_mark_dirty(sc);
   masq_log_rl(MASQ_LOG_INFO, "refused a request on stream %lld: %d %s%s%s", (long long)sid,
               status, error ? error : "", details ? ": " : "", details ? details : "");
@@ -178,7 +187,7 @@ static void tunnel_open(tunnel *t, const masq_ip *addrs, size_t n) {
   t->last_active = masq_now();
   masq_timer_set(s->loop, &t->idle, t->last_active + idle_ns(s));
   /* The 2xx goes out only now that the socket exists (RFC 9298 §3). */
-  masq_conn_submit_response(t->sc->c, t->sid, 200, NULL, NULL, t);
+  masq_conn_submit_response(t->sc->c, t->sid, 200, NULL, NULL, NULL, t);
   masq_srv_mark_dirty(t->sc);
   s->stats.tunnels_opened++;
   char a[64];

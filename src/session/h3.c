@@ -350,7 +350,7 @@ int64_t masq_conn_submit_connect(masq_conn *c, const char *authority, const char
 }
 
 int masq_conn_submit_response(masq_conn *c, int64_t sid, int status, const char *proxy_status,
-                              const char *proxy_authenticate, void *sud) {
+                              const char *extra_name, const char *extra_value, void *sud) {
   masq_stream *s = masq_stream_get(c, sid);
   if (!s || s->responded) return MASQ_SESS_ERR_STREAM;
   char code[4];
@@ -361,7 +361,11 @@ int masq_conn_submit_response(masq_conn *c, int64_t sid, int status, const char 
   /* RFC 9297 §3.4: capsule-protocol only on 2xx; Proxy-Status on errors. */
   if (ok) nva[n++] = (nghttp3_nv)NV("capsule-protocol", "?1");
   if (proxy_status) nva[n++] = (nghttp3_nv)NV("proxy-status", proxy_status);
-  if (proxy_authenticate) nva[n++] = (nghttp3_nv)NV("proxy-authenticate", proxy_authenticate);
+  if (extra_name && extra_value) {
+    nghttp3_nv x = {(uint8_t *)extra_name, (uint8_t *)extra_value, strlen(extra_name),
+                    strlen(extra_value), NGHTTP3_NV_FLAG_NONE};
+    nva[n++] = x;
+  }
   s->responded = 1;
   if (sud) s->sud = sud;
   int rv;

@@ -127,10 +127,10 @@ int64_t masq_conn_submit_connect(masq_conn *c, const char *authority, const char
 /* Server: answers the request on sid. A 2xx response carries
  * capsule-protocol: ?1 and keeps the stream open as a tunnel (datagrams
  * flow); any other status ends it with FIN after the headers.
- * proxy_status (RFC 9209) and proxy_authenticate (a 407's challenge) may
- * be NULL. */
+ * proxy_status (RFC 9209) may be NULL; extra_name/extra_value add one
+ * more field (a 407's Proxy-Authenticate, a 405's Allow) or are NULL. */
 int masq_conn_submit_response(masq_conn *c, int64_t sid, int status, const char *proxy_status,
-                              const char *proxy_authenticate, void *sud);
+                              const char *extra_name, const char *extra_value, void *sud);
 
 /* Attaches the owner's pointer to sid; it comes back in every callback. */
 int masq_conn_stream_set_user(masq_conn *c, int64_t sid, void *sud);

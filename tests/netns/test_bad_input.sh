@@ -34,7 +34,7 @@ server_alive() {
 
 for c in ok no-token wrong-token auth-header wrong-protocol no-capsule-protocol bad-port \
   bad-host wrong-path missing-pseudo malformed-capsule unknown-capsule unknown-context \
-  bad-datagram ok oversize many early-fin capsule-fallback; do
+  bad-datagram ok oversize many early-fin capsule-fallback wrong-method; do
   probe "$c" --target "$T4:7"
   server_alive || fail "server died after case $c"
 done

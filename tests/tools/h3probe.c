@@ -525,6 +525,21 @@ static int case_wrong_protocol(probe *p) {
   return pass(p, ":protocol connect-foo: 501");
 }
 
+/* A GET (no CONNECT) on the template's path: RFC 9110 §15.5.6's 405.
+ * The request ends with its headers, so nghttp3 sends FIN at once. */
+static int case_wrong_method(probe *p) {
+  char path[1024], auth[300];
+  default_path(p, path, sizeof(path));
+  snprintf(auth, sizeof(auth), "Bearer %s", p->token ? p->token : "");
+  nghttp3_nv nva[] = {NV(":method", "GET"), NV(":scheme", "https"),
+                      NV(":authority", p->authority), NV(":path", path),
+                      NV("proxy-authorization", auth)};
+  pstream *s = open_raw(p, nva, sizeof(nva) / sizeof(nva[0]));
+  masq_stream_write(p->c, masq_stream_get(p->c, s->sid), NULL, 0, 1);
+  if (expect_refusal(p, s, 405, NULL) != 0) return 1;
+  return pass(p, "GET on the CONNECT-UDP path: 405");
+}
+
 static int case_no_capsule_protocol(probe *p) {
   char path[1024], auth[300];
   default_path(p, path, sizeof(path));
@@ -836,6 +851,7 @@ static const pcase cases[] = {
     {"wrong-token", case_wrong_token, 1},
     {"auth-header", case_auth_header, 1},
     {"wrong-protocol", case_wrong_protocol, 1},
+    {"wrong-method", case_wrong_method, 1},
     {"no-capsule-protocol", case_no_capsule_protocol, 1},
     {"bad-port", case_bad_port, 1},
     {"bad-host", case_bad_host, 1},
