@@ -77,6 +77,10 @@ static const struct opt opts[] = {
              "command lines are visible to other users)"},
     {.name = "no-auth", .ini = "NoAuth", .cmds = SRV, .type = T_FLAG, FIELD(no_auth),
      .help = "accept clients without a token (an open proxy)"},
+    {.name = "retry", .ini = "Retry", .cmds = SRV, .type = T_FLAG, FIELD(retry),
+     .help = "check every client's address with a QUIC Retry before keeping state for it "
+             "(one more round trip; without it, Retry starts when half of --max-connections "
+             "are in use)"},
     {.name = "allow", .ini = "Allow", .cmds = SRV, .type = T_CIDRS, LIST(allow, nallow),
      .metavar = "CIDR",
      .help = "let clients reach this prefix although the default policy denies it "

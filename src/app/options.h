@@ -29,6 +29,7 @@ typedef struct masq_opts {
   char tokens[MASQ_MAX_TOKENS][MASQ_TOKEN_MAX + 1];
   size_t ntokens;
   int no_auth;
+  int retry; /* always validate client addresses with a QUIC Retry */
   masq_cidr allow[MASQ_POLICY_MAX];
   size_t nallow;
   char udp_template[1024]; /* default MASQ_DEFAULT_UDP_TEMPLATE */

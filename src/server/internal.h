@@ -16,7 +16,7 @@ typedef struct srv srv;
 typedef struct sconn sconn;
 
 typedef struct srv_stats {
-  uint64_t tunnels_opened, tunnels_refused, auth_failures;
+  uint64_t tunnels_opened, tunnels_refused, auth_failures, retries;
   uint64_t udp_tx, udp_rx, udp_tx_drop, udp_rx_drop;
 } srv_stats;
 
@@ -47,6 +47,7 @@ struct srv {
   size_t nconns;
   sconn *dirty;
   int tx_blocked;
+  uint8_t token_secret[32]; /* keys Retry tokens; new every start */
   srv_stats stats;
   uint8_t rxbuf[65536];
 };

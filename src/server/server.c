@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <gnutls/crypto.h>
+#include <ngtcp2/ngtcp2_crypto.h>
 
 #include "io/tls.h"
 #include "io/log.h"
@@ -156,7 +157,7 @@ static const masq_conn_callbacks server_callbacks = {
 };
 
 static sconn *conn_accept(srv *s, const ngtcp2_path *path, const masq_sockaddr *from,
-                          const uint8_t *pkt, size_t len) {
+                          const uint8_t *pkt, size_t len, const ngtcp2_cid *retry_odcid) {
   if (s->nconns >= s->o->max_conns) {
     masq_log_rl(MASQ_LOG_WARN, "connection limit (%u) reached: dropping a new client",
                 s->o->max_conns);
@@ -167,8 +168,8 @@ static sconn *conn_accept(srv *s, const ngtcp2_path *path, const masq_sockaddr *
   char err[256];
   sc->s = s;
   sc->remote = *from;
-  sc->c = masq_conn_server_new(&s->cfg, &server_callbacks, sc, path, pkt, len, masq_now(), err,
-                               sizeof(err));
+  sc->c = masq_conn_server_new(&s->cfg, &server_callbacks, sc, path, pkt, len, retry_odcid,
+                               masq_now(), err, sizeof(err));
   if (!sc->c) {
     masq_log_rl(MASQ_LOG_DEBUG, "rejected a packet: %s", err);
     free(sc);
@@ -199,6 +200,58 @@ static void send_version_negotiation(srv *s, const masq_sockaddr *to, const uint
   if (n > 0) masq_udp_send(s->fd, buf, (size_t)n, (size_t)n, to);
 }
 
+/* ---- address validation (RFC 9000 §8.1.2) ------------------------------ */
+
+#define RETRY_TOKEN_TTL (10 * NGTCP2_SECONDS)
+
+/* Answers an Initial with a Retry carrying a token bound to the client's
+ * address: a client that cannot receive at that address never gets
+ * connection state on this server. */
+static void send_retry(srv *s, const masq_sockaddr *to, const ngtcp2_pkt_hd *hd) {
+  uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN2], buf[MASQ_QUIC_MIN_UDP_PAYLOAD];
+  ngtcp2_cid scid;
+  scid.datalen = MASQ_CID_LEN;
+  if (gnutls_rnd(GNUTLS_RND_RANDOM, scid.data, scid.datalen) != 0) return;
+  ngtcp2_ssize tl = ngtcp2_crypto_generate_retry_token2(
+      token, s->token_secret, sizeof(s->token_secret), hd->version, &to->u.sa, to->len, &scid,
+      &hd->dcid, masq_now());
+  if (tl < 0) return;
+  ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, sizeof(buf), hd->version, &hd->scid, &scid,
+                                             &hd->dcid, token, (size_t)tl);
+  if (n <= 0) return;
+  masq_udp_send(s->fd, buf, (size_t)n, (size_t)n, to);
+  s->stats.retries++;
+  char a[64];
+  masq_log_rl(MASQ_LOG_DEBUG, "sent a Retry to %s", masq_sockaddr_str(to, a, sizeof(a)));
+}
+
+/* Decides what a new client's Initial gets. Returns 1 to accept it (with
+ * *odcid set if it carried a valid Retry token), 0 to drop it (a Retry
+ * was sent, or its token is bad). */
+static int validate_initial(srv *s, const masq_sockaddr *from, const uint8_t *pkt, size_t len,
+                            ngtcp2_cid *odcid, int *retried) {
+  ngtcp2_pkt_hd hd;
+  *retried = 0;
+  if (ngtcp2_accept(&hd, pkt, len) != 0) return 0;
+  if (hd.tokenlen && hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2) {
+    if (ngtcp2_crypto_verify_retry_token2(odcid, hd.token, hd.tokenlen, s->token_secret,
+                                          sizeof(s->token_secret), hd.version, &from->u.sa,
+                                          from->len, &hd.dcid, RETRY_TOKEN_TTL, masq_now()) != 0) {
+      masq_log_rl(MASQ_LOG_DEBUG, "dropped an Initial with an invalid or expired Retry token");
+      return 0;
+    }
+    *retried = 1;
+    return 1;
+  }
+  /* Under load — half the connection budget used — or when asked,
+   * every new client proves its address first. */
+  if (s->o->retry || s->nconns >= s->o->max_conns / 2) {
+    send_retry(s, from, &hd);
+    return 0;
+  }
+  return 1;
+}
+
 static void handle_packet(srv *s, const masq_sockaddr *from, uint8_t *pkt, size_t len) {
   ngtcp2_version_cid vc;
   int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, MASQ_CID_LEN);
@@ -215,7 +268,10 @@ static void handle_packet(srv *s, const masq_sockaddr *from, uint8_t *pkt, size_
   sconn *sc = cid_find(s, vc.dcid, vc.dcidlen);
   if (!sc) {
     if (!vc.version) return; /* a short header for a connection we forgot */
-    sc = conn_accept(s, &path, from, pkt, len);
+    ngtcp2_cid odcid;
+    int retried;
+    if (!validate_initial(s, from, pkt, len, &odcid, &retried)) return;
+    sc = conn_accept(s, &path, from, pkt, len, retried ? &odcid : NULL);
     if (!sc) return;
   }
   masq_conn_read(sc->c, &path, pkt, len, masq_now());
@@ -306,6 +362,10 @@ static int setup(srv *s, const masq_opts *o) {
   }
   s->local.len = sizeof(s->local.u.ss);
   if (getsockname(s->fd, &s->local.u.sa, &s->local.len) != 0) return -1;
+  if (gnutls_rnd(GNUTLS_RND_KEY, s->token_secret, sizeof(s->token_secret)) != 0) {
+    masq_log(MASQ_LOG_ERR, "no randomness for the Retry token key");
+    return -1;
+  }
   s->ncidbuckets = 4096;
   s->cids = calloc(s->ncidbuckets, sizeof(*s->cids));
   s->loop = masq_loop_new();
@@ -359,11 +419,12 @@ int masq_server_run(const masq_opts *o) {
              masq_sockaddr_str(&s.local, a, sizeof(a)));
     rv = masq_loop_run(s.loop) == 0 ? 0 : 1;
     masq_log(MASQ_LOG_INFO,
-             "stopped: %llu tunnels opened, %llu refused (%llu auth failures); UDP to targets "
-             "%llu (dropped %llu), from targets %llu (dropped %llu)",
+             "stopped: %llu tunnels opened, %llu refused (%llu auth failures), %llu Retry "
+             "packets sent; UDP to targets %llu (dropped %llu), from targets %llu (dropped %llu)",
              (unsigned long long)s.stats.tunnels_opened,
              (unsigned long long)s.stats.tunnels_refused,
-             (unsigned long long)s.stats.auth_failures, (unsigned long long)s.stats.udp_tx,
+             (unsigned long long)s.stats.auth_failures, (unsigned long long)s.stats.retries,
+             (unsigned long long)s.stats.udp_tx,
              (unsigned long long)s.stats.udp_tx_drop, (unsigned long long)s.stats.udp_rx,
              (unsigned long long)s.stats.udp_rx_drop);
   }

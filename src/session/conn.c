@@ -344,7 +344,8 @@ fail:
 
 masq_conn *masq_conn_server_new(const masq_conn_config *cfg, const masq_conn_callbacks *cb,
                                 void *ud, const ngtcp2_path *path, const uint8_t *pkt,
-                                size_t len, uint64_t now, char *err, size_t errcap) {
+                                size_t len, const ngtcp2_cid *retry_odcid, uint64_t now,
+                                char *err, size_t errcap) {
   ngtcp2_pkt_hd hd;
   if (ngtcp2_accept(&hd, pkt, len) != 0) {
     snprintf(err, errcap, "not a QUIC Initial packet");
@@ -372,6 +373,14 @@ masq_conn *masq_conn_server_new(const masq_conn_config *cfg, const masq_conn_cal
   fill_params(&params, cfg, 1);
   params.original_dcid = hd.dcid;
   params.original_dcid_present = 1;
+  if (retry_odcid) {
+    /* RFC 9000 §7.3: after a Retry, the transport parameters name the
+     * client's first DCID and the SCID of our Retry packet. */
+    settings.token_type = NGTCP2_TOKEN_TYPE_RETRY;
+    params.original_dcid = *retry_odcid;
+    params.retry_scid = hd.dcid;
+    params.retry_scid_present = 1;
+  }
   if (gnutls_rnd(GNUTLS_RND_RANDOM, params.stateless_reset_token,
                  sizeof(params.stateless_reset_token)) != 0) {
     snprintf(err, errcap, "no randomness for the stateless reset token");

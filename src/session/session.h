@@ -89,11 +89,15 @@ masq_conn *masq_conn_client_new(const masq_conn_config *cfg, const masq_conn_cal
                                 uint64_t now, char *err, size_t errcap);
 
 /* Server: accepts a connection from the first packet of a client (which
- * must be a valid Initial). Returns NULL if the packet is not one (the
- * caller drops it) or on failure (err says which). */
+ * must be a valid Initial). retry_odcid is the original Destination
+ * Connection ID recovered from a Retry token the owner verified (the
+ * client's address is then validated, RFC 9000 §8.1.2), or NULL. Returns
+ * NULL if the packet is not an Initial (the caller drops it) or on
+ * failure (err says which). */
 masq_conn *masq_conn_server_new(const masq_conn_config *cfg, const masq_conn_callbacks *cb,
                                 void *ud, const ngtcp2_path *path, const uint8_t *pkt,
-                                size_t len, uint64_t now, char *err, size_t errcap);
+                                size_t len, const ngtcp2_cid *retry_odcid, uint64_t now,
+                                char *err, size_t errcap);
 
 void masq_conn_free(masq_conn *c);
 
