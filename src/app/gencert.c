@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,18 +16,8 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "io/log.h"
 #include "proto/addr.h"
-
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t cap, const char *fmt,
-                                                      ...) {
-  if (cap > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
 
 static int add_san(gnutls_x509_crt_t crt, const char *name, char *err, size_t cap) {
   masq_ip ip;
@@ -41,7 +30,7 @@ static int add_san(gnutls_x509_crt_t crt, const char *name, char *err, size_t ca
   else
     r = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, name,
                                              (unsigned)strlen(name), GNUTLS_FSAN_APPEND);
-  if (r < 0) return fail(err, cap, "cannot add name %s: %s", name, gnutls_strerror(r));
+  if (r < 0) return masq_errf(err, cap, "cannot add name %s: %s", name, gnutls_strerror(r));
   return 0;
 }
 
@@ -87,10 +76,10 @@ static int fill_crt(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, const masq
   for (size_t i = 0; i < nnames; i++)
     if (add_san(crt, names[i], err, cap) != 0) return -1;
   r = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0);
-  if (r < 0) return fail(err, cap, "cannot sign: %s", gnutls_strerror(r));
+  if (r < 0) return masq_errf(err, cap, "cannot sign: %s", gnutls_strerror(r));
   return 0;
 bad:
-  return fail(err, cap, "cannot %s: %s", step, gnutls_strerror(r));
+  return masq_errf(err, cap, "cannot %s: %s", step, gnutls_strerror(r));
 }
 
 static int write_all(int fd, const unsigned char *p, size_t n) {
@@ -111,8 +100,8 @@ static int write_new(const char *path, mode_t mode, const gnutls_datum_t *data, 
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) {
     if (errno == EEXIST)
-      return fail(err, cap, "%s already exists; remove it or choose another file", path);
-    return fail(err, cap, "cannot create %s: %s", path, strerror(errno));
+      return masq_errf(err, cap, "%s already exists; remove it or choose another file", path);
+    return masq_errf(err, cap, "cannot create %s: %s", path, strerror(errno));
   }
   /* The umask may have taken bits away but must not leave a key readable
    * by others; fchmod sets exactly mode. */
@@ -120,12 +109,12 @@ static int write_new(const char *path, mode_t mode, const gnutls_datum_t *data, 
     int e = errno;
     close(fd);
     unlink(path);
-    return fail(err, cap, "cannot write %s: %s", path, strerror(e));
+    return masq_errf(err, cap, "cannot write %s: %s", path, strerror(e));
   }
   if (close(fd) != 0) {
     int e = errno;
     unlink(path);
-    return fail(err, cap, "cannot write %s: %s", path, strerror(e));
+    return masq_errf(err, cap, "cannot write %s: %s", path, strerror(e));
   }
   return 0;
 }
@@ -138,7 +127,7 @@ static int export_and_write(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, co
   if (r >= 0) r = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL,
                                                      GNUTLS_PKCS_PLAIN, &kpem);
   if (r < 0) {
-    fail(err, cap, "cannot encode: %s", gnutls_strerror(r));
+    masq_errf(err, cap, "cannot encode: %s", gnutls_strerror(r));
   } else if (write_new(o->out_key, 0600, &kpem, err, cap) == 0) {
     if (write_new(o->out_cert, 0644, &cpem, err, cap) == 0)
       ret = 0;
@@ -166,18 +155,18 @@ int masq_gencert(const masq_opts *o, char *err, size_t errcap) {
     names[0] = "localhost";
     nnames = 1;
   }
-  if (o->days == 0) return fail(err, errcap, "--days must be at least 1");
+  if (o->days == 0) return masq_errf(err, errcap, "--days must be at least 1");
   if (strcmp(o->out_cert, o->out_key) == 0)
-    return fail(err, errcap, "--cert and --key both name %s; give two files", o->out_cert);
+    return masq_errf(err, errcap, "--cert and --key both name %s; give two files", o->out_cert);
 
   if ((r = gnutls_x509_privkey_init(&key)) < 0 || (r = gnutls_x509_crt_init(&crt)) < 0) {
-    fail(err, errcap, "%s", gnutls_strerror(r));
+    masq_errf(err, errcap, "%s", gnutls_strerror(r));
     goto out;
   }
   r = gnutls_x509_privkey_generate2(key, GNUTLS_PK_ECDSA,
                                     GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0, NULL, 0);
   if (r < 0) {
-    fail(err, errcap, "cannot generate a key: %s", gnutls_strerror(r));
+    masq_errf(err, errcap, "cannot generate a key: %s", gnutls_strerror(r));
     goto out;
   }
   if (fill_crt(crt, key, o, names, nnames, err, errcap) != 0) goto out;

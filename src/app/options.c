@@ -6,11 +6,11 @@
 
 #include <errno.h>
 #include <ini.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "io/log.h"
 #include "proto/addr.h"
 #include "proto/uritemplate.h"
 #include "proto/wire.h"
@@ -133,17 +133,6 @@ static const char *cmd_name(masq_cmd cmd) {
   return (unsigned)cmd < 3 ? cmd_names[cmd] : "?";
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t cap, const char *fmt,
-                                                      ...) {
-  if (cap > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 /* Renders a user-supplied value for an error line: control bytes become
  * \xNN so a hostile config cannot inject terminal escapes, and long values
  * are cut so the reason stays on one readable line. */
@@ -196,7 +185,7 @@ static int check_listen(const char *label, const char *val, char *err, size_t ca
   uint16_t port;
   char q[SHOWCAP];
   if (masq_hostport_parse(val, host, sizeof(host), &port, -1, 0) != 0 || host[0] == '\0') {
-    fail(err, cap, "%s needs ADDR:PORT (e.g. [::]:443 or 0.0.0.0:443), got %s", label,
+    masq_errf(err, cap, "%s needs ADDR:PORT (e.g. [::]:443 or 0.0.0.0:443), got %s", label,
          show(q, sizeof(q), val));
     return 0;
   }
@@ -222,7 +211,7 @@ static int check_proxy(const char *label, const char *val, char *err, size_t cap
     goto bad;
   return 1;
 bad:
-  fail(err, cap, "%s needs https://HOST[:PORT], got %s", label, show(q, sizeof(q), val));
+  masq_errf(err, cap, "%s needs https://HOST[:PORT], got %s", label, show(q, sizeof(q), val));
   return 0;
 }
 
@@ -236,7 +225,7 @@ static int check_template(const char *label, const char *val, char *err, size_t 
   if (strncasecmp(val, "https://", 8) != 0 || strstr(val, "target_host") == NULL ||
       strstr(val, "target_port") == NULL ||
       masq_uritemplate_expand(val, vars, sizeof(vars) / sizeof(vars[0]), out, sizeof(out)) < 0) {
-    fail(err, cap, "%s needs an https URI template with {target_host} and {target_port}, got %s",
+    masq_errf(err, cap, "%s needs an https URI template with {target_host} and {target_port}, got %s",
          label, show(q, sizeof(q), val));
     return 0;
   }
@@ -256,7 +245,7 @@ static int check_token(const char *label, const char *val, char *err, size_t cap
   while (*p == '=') p++;
   if (*p == '\0') return 1;
 bad:
-  fail(err, cap,
+  masq_errf(err, cap,
        "%s: %s is not a valid token (use letters, digits and -._~+/ with optional trailing =)",
        label, show(q, sizeof(q), val));
   return 0;
@@ -285,7 +274,7 @@ static int check_name(const char *label, const char *val, char *err, size_t cap)
   masq_ip ip;
   char q[SHOWCAP];
   if (masq_ip_parse(val, &ip) == 0 || dns_name_ok(val)) return 1;
-  fail(err, cap, "%s: %s is not a DNS name or IP address", label, show(q, sizeof(q), val));
+  masq_errf(err, cap, "%s: %s is not a DNS name or IP address", label, show(q, sizeof(q), val));
   return 0;
 }
 
@@ -309,7 +298,7 @@ static int parse_uint(const char *s, unsigned long *out) {
 static int set_string(char *dst, size_t size, const char *label, const char *val, char *err,
                       size_t cap) {
   size_t n = strlen(val);
-  if (n >= size) return fail(err, cap, "%s: value longer than %zu characters", label, size - 1);
+  if (n >= size) return masq_errf(err, cap, "%s: value longer than %zu characters", label, size - 1);
   memcpy(dst, val, n + 1);
   return 0;
 }
@@ -327,17 +316,17 @@ static int cidr_error(const char *label, const char *s, char *err, size_t cap) {
   memcpy(addr, s, alen);
   addr[alen] = '\0';
   if (masq_ip_parse(addr, &ip) != 0)
-    return fail(err, cap, "%s: %s is not a CIDR prefix (bad address)", label, q);
+    return masq_errf(err, cap, "%s: %s is not a CIDR prefix (bad address)", label, q);
   unsigned bits = ip.family == 4 ? 32 : 128;
   if (slash == NULL) goto syntax;
   if (parse_uint(slash + 1, &plen) != 0 || plen > bits)
-    return fail(err, cap, "%s: %s is not a CIDR prefix (length must be 0..%u)", label, q, bits);
+    return masq_errf(err, cap, "%s: %s is not a CIDR prefix (length must be 0..%u)", label, q, bits);
   for (unsigned i = (unsigned)plen; i < bits; i++) ip.a[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
   if (masq_ip_format(&ip, fixed, sizeof(fixed)) != NULL)
-    return fail(err, cap, "%s: %s is not a CIDR prefix (host bits set; did you mean %s/%lu?)",
+    return masq_errf(err, cap, "%s: %s is not a CIDR prefix (host bits set; did you mean %s/%lu?)",
                 label, q, fixed, plen);
 syntax:
-  return fail(err, cap, "%s: %s is not a CIDR prefix (want ADDR/LEN, e.g. 10.0.0.0/8)", label, q);
+  return masq_errf(err, cap, "%s: %s is not a CIDR prefix (want ADDR/LEN, e.g. 10.0.0.0/8)", label, q);
 }
 
 /* Applies one value to the option d; label is how the user named it
@@ -345,9 +334,9 @@ syntax:
 static int opt_apply(masq_opts *o, const struct opt *d, const char *label, const char *val,
                      char *err, size_t cap) {
   char q[SHOWCAP];
-  if (has_ctl(val)) return fail(err, cap, "%s: value contains a control character", label);
+  if (has_ctl(val)) return masq_errf(err, cap, "%s: value contains a control character", label);
   if (val[0] == '\0' && d->type != T_FLAG)
-    return fail(err, cap, "%s needs %s, got \"\"", label, d->metavar ? d->metavar : "a value");
+    return masq_errf(err, cap, "%s needs %s, got \"\"", label, d->metavar ? d->metavar : "a value");
   switch (d->type) {
     case T_STR:
     case T_PATH: {
@@ -357,7 +346,7 @@ static int opt_apply(masq_opts *o, const struct opt *d, const char *label, const
     case T_UINT: {
       unsigned long v;
       if (parse_uint(val, &v) != 0 || v < d->min || v > d->max)
-        return fail(err, cap, "%s needs %s in %u..%u, got %s", label, d->metavar, d->min, d->max,
+        return masq_errf(err, cap, "%s needs %s in %u..%u, got %s", label, d->metavar, d->min, d->max,
                     show(q, sizeof(q), val));
       *(unsigned *)field(o, d->off) = (unsigned)v;
       return 0;
@@ -367,7 +356,7 @@ static int opt_apply(masq_opts *o, const struct opt *d, const char *label, const
     case T_FWDS: {
       size_t *n = field(o, d->noff);
       if (*n >= d->size / d->esize)
-        return fail(err, cap, "%s: at most %zu allowed", label, d->size / d->esize);
+        return masq_errf(err, cap, "%s: at most %zu allowed", label, d->size / d->esize);
       void *slot = (char *)field(o, d->off) + *n * d->esize;
       if (d->type == T_STRLIST) {
         if (d->check && !d->check(label, val, err, cap)) return -1;
@@ -375,7 +364,7 @@ static int opt_apply(masq_opts *o, const struct opt *d, const char *label, const
       } else if (d->type == T_CIDRS) {
         if (masq_cidr_parse(val, slot) != 0) return cidr_error(label, val, err, cap);
       } else if (masq_fwdspec_parse(val, slot) != 0) {
-        return fail(err, cap, "%s needs %s, got %s", label, d->metavar, show(q, sizeof(q), val));
+        return masq_errf(err, cap, "%s needs %s, got %s", label, d->metavar, show(q, sizeof(q), val));
       }
       (*n)++;
       return 0;
@@ -388,7 +377,7 @@ static int opt_apply(masq_opts *o, const struct opt *d, const char *label, const
                  !strcasecmp(val, "off") || !strcmp(val, "0")) {
         *(int *)field(o, d->off) = 0;
       } else {
-        return fail(err, cap, "%s needs true or false, got %s", label, show(q, sizeof(q), val));
+        return masq_errf(err, cap, "%s needs true or false, got %s", label, show(q, sizeof(q), val));
       }
       return 0;
     case T_COUNT:
@@ -582,9 +571,9 @@ static int load_text(masq_opts *o, const char *src, const char *text, char *err,
   struct ini_ctx c = {.o = o, .p = text};
   int r = ini_parse_stream(ini_read_line, &c, ini_on_pair, &c);
   if (c.errline && (r <= 0 || r >= c.errline))
-    return fail(err, cap, "%s:%d: %s", src, c.errline, c.msg);
-  if (r > 0) return fail(err, cap, "%s:%d: expected [Section] or Key = Value", src, r);
-  if (r < 0) return fail(err, cap, "%s: cannot parse (out of memory)", src);
+    return masq_errf(err, cap, "%s:%d: %s", src, c.errline, c.msg);
+  if (r > 0) return masq_errf(err, cap, "%s:%d: expected [Section] or Key = Value", src, r);
+  if (r < 0) return masq_errf(err, cap, "%s: cannot parse (out of memory)", src);
   return 0;
 }
 
@@ -596,22 +585,22 @@ int masq_opts_load_string(masq_opts *o, const char *text, char *err, size_t errc
 
 int masq_opts_load_file(masq_opts *o, const char *path, char *err, size_t errcap) {
   FILE *f = fopen(path, "re");
-  if (f == NULL) return fail(err, errcap, "%s: cannot open: %s", path, strerror(errno));
+  if (f == NULL) return masq_errf(err, errcap, "%s: cannot open: %s", path, strerror(errno));
   char *text = malloc(CONFIG_MAX + 1);
   if (text == NULL) {
     fclose(f);
-    return fail(err, errcap, "%s: out of memory", path);
+    return masq_errf(err, errcap, "%s: out of memory", path);
   }
   size_t n = fread(text, 1, CONFIG_MAX + 1, f);
   int rerr = ferror(f) ? (errno ? errno : EIO) : 0;
   fclose(f);
   int r;
   if (rerr != 0) {
-    r = fail(err, errcap, "%s: cannot read: %s", path, strerror(rerr));
+    r = masq_errf(err, errcap, "%s: cannot read: %s", path, strerror(rerr));
   } else if (n > CONFIG_MAX) {
-    r = fail(err, errcap, "%s: larger than %u bytes; is it the right file?", path, CONFIG_MAX);
+    r = masq_errf(err, errcap, "%s: larger than %u bytes; is it the right file?", path, CONFIG_MAX);
   } else if (memchr(text, '\0', n) != NULL) {
-    r = fail(err, errcap, "%s: contains a NUL byte; is it a text file?", path);
+    r = masq_errf(err, errcap, "%s: contains a NUL byte; is it a text file?", path);
   } else {
     text[n] = '\0';
     r = load_text(o, path, text, err, errcap);
@@ -652,9 +641,9 @@ static int unknown(masq_cmd cmd, const char *what, size_t len, int elsewhere, ch
   char q[SHOWCAP], name[SHOWCAP];
   snprintf(name, sizeof(name), "%.*s", (int)(len < 64 ? len : 64), what);
   if (elsewhere >= 0)
-    return fail(err, cap, "%s is for masq %s, not masq %s", name, cmd_name((masq_cmd)elsewhere),
+    return masq_errf(err, cap, "%s is for masq %s, not masq %s", name, cmd_name((masq_cmd)elsewhere),
                 cmd_name(cmd));
-  return fail(err, cap, "unknown option %s (see masq %s --help)", bare(q, sizeof(q), name),
+  return masq_errf(err, cap, "unknown option %s (see masq %s --help)", bare(q, sizeof(q), name),
               cmd_name(cmd));
 }
 
@@ -669,7 +658,7 @@ static int step_long(masq_cmd cmd, int argc, char **argv, int *i, struct argstep
   snprintf(st->label, sizeof(st->label), "--%s", st->d->name);
   st->val = NULL;
   if (!takes_value(st->d)) {
-    if (eq) return fail(err, cap, "%s takes no value", st->label);
+    if (eq) return masq_errf(err, cap, "%s takes no value", st->label);
     return 0;
   }
   if (eq) {
@@ -677,7 +666,7 @@ static int step_long(masq_cmd cmd, int argc, char **argv, int *i, struct argstep
   } else if (*i + 1 < argc) {
     st->val = argv[++*i];
   } else {
-    return fail(err, cap, "%s needs a value (%s)", st->label, st->d->metavar);
+    return masq_errf(err, cap, "%s needs a value (%s)", st->label, st->d->metavar);
   }
   return 0;
 }
@@ -702,7 +691,7 @@ static int step_short(masq_cmd cmd, int argc, char **argv, int *i, size_t *pos,
   } else if (*i + 1 < argc) {
     st->val = argv[++*i];
   } else {
-    return fail(err, cap, "%s needs a value (%s)", st->label, st->d->metavar);
+    return masq_errf(err, cap, "%s needs a value (%s)", st->label, st->d->metavar);
   }
   *pos = strlen(a);
   return 0;
@@ -726,7 +715,7 @@ static int walk(masq_opts *o, int argc, char **argv, step_fn fn, void *arg, int 
     }
     if (ddash || a[0] != '-' || a[1] == '\0') {
       if (lenient) continue;
-      return fail(err, cap, "unexpected argument %s (see masq %s --help)", show(q, sizeof(q), a),
+      return masq_errf(err, cap, "unexpected argument %s (see masq %s --help)", show(q, sizeof(q), a),
                   cmd_name(o->cmd));
     }
     if (a[1] == '-') {
@@ -789,29 +778,29 @@ static int apply_step(masq_opts *o, const struct argstep *st, void *arg, char *e
 
 static int check_server(masq_opts *o, char *err, size_t cap) {
   if (o->cert[0] == '\0' || o->key[0] == '\0')
-    return fail(err, cap, "server needs --cert and --key (masq gencert makes a test pair)");
+    return masq_errf(err, cap, "server needs --cert and --key (masq gencert makes a test pair)");
   if (o->no_auth && o->ntokens > 0)
-    return fail(err, cap,
+    return masq_errf(err, cap,
                 "--no-auth conflicts with tokens (given by --token or Token=); drop one");
   if (!o->no_auth && o->ntokens == 0)
-    return fail(err, cap,
+    return masq_errf(err, cap,
                 "no tokens: give --token or Token= in the config, or --no-auth to run an open "
                 "proxy");
   return 0;
 }
 
 static int check_forward(masq_opts *o, char *err, size_t cap) {
-  if (o->proxy[0] == '\0') return fail(err, cap, "forward needs --proxy https://HOST[:PORT]");
+  if (o->proxy[0] == '\0') return masq_errf(err, cap, "forward needs --proxy https://HOST[:PORT]");
   if (o->nudp == 0)
-    return fail(err, cap, "forward needs at least one --udp [BIND:]PORT:HOST:HOSTPORT");
+    return masq_errf(err, cap, "forward needs at least one --udp [BIND:]PORT:HOST:HOSTPORT");
   if (o->ca[0] != '\0' && o->insecure)
-    return fail(err, cap,
+    return masq_errf(err, cap,
                 "--ca and --insecure conflict: --ca verifies the proxy against FILE, "
                 "--insecure skips verification; give one");
   for (size_t i = 0; i < o->nudp; i++)
     for (size_t j = 0; j < i; j++)
       if (o->udp[i].port == o->udp[j].port && strcmp(o->udp[i].bind, o->udp[j].bind) == 0)
-        return fail(err, cap, "--udp: local %s port %u is forwarded twice", o->udp[i].bind,
+        return masq_errf(err, cap, "--udp: local %s port %u is forwarded twice", o->udp[i].bind,
                     (unsigned)o->udp[i].port);
   return 0;
 }
@@ -826,7 +815,7 @@ int masq_opts_parse(masq_opts *o, int argc, char **argv, char *err, size_t errca
     masq_opts_usage(o->cmd, stdout);
     return 1;
   }
-  if (ps.twice) return fail(err, errcap, "--config given twice; give one file");
+  if (ps.twice) return masq_errf(err, errcap, "--config given twice; give one file");
   if (ps.config && masq_opts_load_file(o, ps.config, err, errcap) != 0) return -1;
   if (walk(o, argc, argv, apply_step, NULL, 0, err, errcap) != 0) return -1;
   switch (o->cmd) {
@@ -841,7 +830,7 @@ int masq_opts_parse(masq_opts *o, int argc, char **argv, char *err, size_t errca
       }
       return 0;
   }
-  return fail(err, errcap, "unknown subcommand");
+  return masq_errf(err, errcap, "unknown subcommand");
 }
 
 /* ---- usage ---- */

@@ -35,3 +35,13 @@ int masq_ratelimit_ok(struct masq_ratelimit *rl) {
   rl->suppressed++;
   return 0;
 }
+
+int masq_errf(char *err, size_t cap, const char *fmt, ...) {
+  if (cap > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
