@@ -25,6 +25,7 @@
 
 #include "io/net.h"
 #include "io/netlink.h"
+#include "netns_env.h"
 #include "io/tun.h"
 
 #define TABLE 51820
@@ -38,25 +39,9 @@ static int g_main_rule_removed;
 
 /* ---- environment ---- */
 
-static int enter_netns(void) {
-  if (geteuid() != 0) {
-    fprintf(stderr, "SKIP: needs root (private network namespace, TUN)\n");
-    return 0;
-  }
-  if (unshare(CLONE_NEWNET) < 0) {
-    fprintf(stderr, "SKIP: unshare(CLONE_NEWNET): %s\n", strerror(errno));
-    return 0;
-  }
-  if (access("/dev/net/tun", R_OK | W_OK) < 0) {
-    fprintf(stderr, "SKIP: /dev/net/tun: %s\n", strerror(errno));
-    return 0;
-  }
-  return 1;
-}
-
 static int group_setup(void **state) {
   (void)state;
-  if (g_ready && masq_nl_link_set(masq_nl_ifindex("lo"), 1, 0) < 0) return -1;
+  if (g_ready && masq_test_lo_up() != 0) return -1;
   return 0;
 }
 
@@ -420,7 +405,7 @@ static void test_rule_errors(void **state) {
 }
 
 int main(void) {
-  g_ready = enter_netns();
+  g_ready = masq_test_enter_netns();
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_ifindex),     T(test_link),        T(test_addr),

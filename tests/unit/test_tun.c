@@ -27,6 +27,7 @@
 #include "io/loop.h"
 #include "io/net.h"
 #include "io/netlink.h"
+#include "netns_env.h"
 #include "io/tun.h"
 #include "proto/ippkt.h"
 
@@ -43,26 +44,9 @@ static int g_tun_fd = -1; /* the current test's TUN, closed by teardown */
 
 /* ---- environment ---- */
 
-static int enter_netns(void) {
-  if (geteuid() != 0) {
-    fprintf(stderr, "SKIP: needs root (private network namespace, TUN)\n");
-    return 0;
-  }
-  if (unshare(CLONE_NEWNET) < 0) {
-    fprintf(stderr, "SKIP: unshare(CLONE_NEWNET): %s\n", strerror(errno));
-    return 0;
-  }
-  if (access("/dev/net/tun", R_OK | W_OK) < 0) {
-    fprintf(stderr, "SKIP: /dev/net/tun: %s\n", strerror(errno));
-    return 0;
-  }
-  return 1;
-}
-
 static int group_setup(void **state) {
   (void)state;
-  /* Local delivery and the loopback routes need lo up, as on any host. */
-  if (g_ready && masq_nl_link_set(masq_nl_ifindex("lo"), 1, 0) < 0) return -1;
+  if (g_ready && masq_test_lo_up() != 0) return -1;
   return 0;
 }
 
@@ -625,7 +609,7 @@ static void test_gso_write(void **state) {
 }
 
 int main(void) {
-  g_ready = enter_netns();
+  g_ready = masq_test_enter_netns();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_open, teardown),
       cmocka_unit_test_teardown(test_ipv4, teardown),
