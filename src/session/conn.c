@@ -303,6 +303,20 @@ static masq_conn *conn_alloc(const masq_conn_config *cfg, const masq_conn_callba
   return c;
 }
 
+/* What both constructors do once ngtcp2_conn_*_new has run: report its
+ * failure, or attach TLS. Frees c on failure. */
+static masq_conn *conn_finish(masq_conn *c, int rv, const masq_conn_config *cfg, char *err,
+                              size_t errcap) {
+  if (rv != 0) {
+    snprintf(err, errcap, "QUIC %s setup failed: %s", c->is_server ? "server" : "client",
+             ngtcp2_strerror(rv));
+  } else if (tls_init(c, cfg, err, errcap) == 0) {
+    return c;
+  }
+  masq_conn_free(c);
+  return NULL;
+}
+
 static int random_cid(ngtcp2_cid *cid, size_t len) {
   cid->datalen = len;
   return gnutls_rnd(GNUTLS_RND_RANDOM, cid->data, len);
@@ -331,12 +345,7 @@ masq_conn *masq_conn_client_new(const masq_conn_config *cfg, const masq_conn_cal
   fill_params(&params, cfg, 0);
   int rv = ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &c->path.path, NGTCP2_PROTO_VER_V1,
                                   &callbacks, &settings, &params, NULL, c);
-  if (rv != 0) {
-    snprintf(err, errcap, "QUIC client setup failed: %s", ngtcp2_strerror(rv));
-    goto fail;
-  }
-  if (tls_init(c, cfg, err, errcap) != 0) goto fail;
-  return c;
+  return conn_finish(c, rv, cfg, err, errcap);
 fail:
   masq_conn_free(c);
   return NULL;
@@ -389,14 +398,8 @@ masq_conn *masq_conn_server_new(const masq_conn_config *cfg, const masq_conn_cal
   params.stateless_reset_token_present = 1;
   int rv = ngtcp2_conn_server_new(&c->qc, &hd.scid, &scid, &c->path.path, hd.version,
                                   &callbacks, &settings, &params, NULL, c);
-  if (rv != 0) {
-    snprintf(err, errcap, "QUIC server setup failed: %s", ngtcp2_strerror(rv));
-    goto fail;
-  }
-  if (tls_init(c, cfg, err, errcap) != 0) goto fail;
-  /* The owner learns the IDs to route by: the client's original DCID
-   * (until the handshake ends) and our first SCID. */
-  return c;
+  /* The owner learns the IDs to route by from masq_conn_set_cid_cb. */
+  return conn_finish(c, rv, cfg, err, errcap);
 fail:
   masq_conn_free(c);
   return NULL;
