@@ -5,6 +5,7 @@
 
 #include "app/gencert.h"
 #include "app/options.h"
+#include "client/connect.h"
 #include "client/forward.h"
 #include "io/log.h"
 #include "server/server.h"
@@ -16,7 +17,8 @@ typedef struct subcommand {
 } subcommand;
 
 static const subcommand subcommands[] = {
-    {"server", MASQ_CMD_SERVER, "run the MASQUE proxy (CONNECT-UDP over HTTP/3)"},
+    {"server", MASQ_CMD_SERVER, "run the MASQUE proxy (CONNECT-UDP and CONNECT-IP over HTTP/3)"},
+    {"connect", MASQ_CMD_CONNECT, "bring up a VPN through a MASQUE proxy (CONNECT-IP)"},
     {"forward", MASQ_CMD_FORWARD, "forward local UDP ports through a MASQUE proxy"},
     {"gencert", MASQ_CMD_GENCERT, "write a self-signed certificate and key for testing"},
 };
@@ -35,6 +37,8 @@ static int run(const masq_opts *o) {
     return masq_server_run(o);
   case MASQ_CMD_FORWARD:
     return masq_forward_run(o);
+  case MASQ_CMD_CONNECT:
+    return masq_connect_run(o);
   case MASQ_CMD_GENCERT:
     if (masq_gencert(o, err, sizeof(err)) == 0) return 0;
     fprintf(stderr, "masq gencert: %s\n", err);

@@ -23,6 +23,8 @@ enum opt_type {
   T_UINT,    /* unsigned in min..max */
   T_STRLIST, /* char[n][esize] with a count, each checked */
   T_CIDRS,   /* masq_cidr[n] with a count */
+  T_CIDR,    /* one masq_cidr */
+  T_ADDRS,   /* masq_cidr[n] with a count; a bare address is a full-length prefix */
   T_FWDS,    /* masq_fwdspec[n] with a count */
   T_CONFIG,  /* --config: handled before all other flags */
   T_HELP,
@@ -31,6 +33,7 @@ enum opt_type {
 #define SRV (1u << MASQ_CMD_SERVER)
 #define FWD (1u << MASQ_CMD_FORWARD)
 #define GEN (1u << MASQ_CMD_GENCERT)
+#define CON (1u << MASQ_CMD_CONNECT)
 
 /* Writes a full one-line reason into err and returns 0 if val is bad. */
 typedef int (*opt_check)(const char *label, const char *val, char *err, size_t cap);
@@ -60,9 +63,13 @@ static int check_proxy(const char *label, const char *val, char *err, size_t cap
 static int check_template(const char *label, const char *val, char *err, size_t cap);
 static int check_token(const char *label, const char *val, char *err, size_t cap);
 static int check_name(const char *label, const char *val, char *err, size_t cap);
+static int check_ip_template(const char *label, const char *val, char *err, size_t cap);
+static int check_ifname(const char *label, const char *val, char *err, size_t cap);
+static int check_ipproto(const char *label, const char *val, char *err, size_t cap);
+static int parse_uint(const char *s, unsigned long *out);
 
 static const struct opt opts[] = {
-    {.name = "config", .cmds = SRV | FWD, .type = T_CONFIG, FIELD(config), .metavar = "FILE",
+    {.name = "config", .cmds = SRV | FWD | CON, .type = T_CONFIG, FIELD(config), .metavar = "FILE",
      .help = "read settings from an INI file first; flags given here override them"},
     {.name = "listen", .ini = "Listen", .cmds = SRV, .type = T_STR, FIELD(listen),
      .check = check_listen, .metavar = "ADDR:PORT",
@@ -85,21 +92,67 @@ static const struct opt opts[] = {
      .metavar = "CIDR",
      .help = "let clients reach this prefix although the default policy denies it "
              "(private, loopback, ...); repeatable"},
-    {.name = "proxy", .ini = "Proxy", .cmds = FWD, .type = T_STR, FIELD(proxy),
+    {.name = "pool4", .ini = "Pool4", .cmds = SRV, .type = T_CIDR, FIELD(pool4),
+     .metavar = "CIDR",
+     .help = "IPv4 addresses for CONNECT-IP clients, one /32 each; the first is the "
+             "server's (default 10.89.0.0/24)"},
+    {.name = "pool6", .ini = "Pool6", .cmds = SRV, .type = T_CIDR, FIELD(pool6),
+     .metavar = "CIDR",
+     .help = "IPv6 addresses for CONNECT-IP clients, one /128 each (default "
+             "fd6d:6173:7100::/64)"},
+    {.name = "nat", .ini = "NAT", .cmds = SRV, .type = T_FLAG, FIELD(nat),
+     .help = "enable IP forwarding and masquerade CONNECT-IP clients behind this host's "
+             "addresses (nftables); undone on exit"},
+    {.name = "client-to-client", .ini = "ClientToClient", .cmds = SRV, .type = T_FLAG,
+     FIELD(client_to_client), .help = "let CONNECT-IP clients reach each other"},
+    {.name = "route", .ini = "Route", .cmds = SRV, .type = T_CIDRS,
+     LIST(advertise, nadvertise), .metavar = "CIDR",
+     .help = "advertise this prefix to CONNECT-IP clients and forward only to it; repeatable "
+             "(default everything, still subject to the target policy)"},
+    {.name = "tun", .ini = "Tun", .cmds = SRV | CON, .type = T_STR, FIELD(tun),
+     .check = check_ifname, .metavar = "NAME",
+     .help = "name of the TUN device (default masq0; the server's is masqs0)"},
+    {.name = "ip-template", .ini = "IPTemplate", .cmds = SRV | CON, .type = T_STR,
+     FIELD(ip_template), .check = check_ip_template, .metavar = "URI",
+     .help = "CONNECT-IP URI template (default " MASQ_DEFAULT_IP_TEMPLATE ")"},
+    {.name = "proxy", .ini = "Proxy", .cmds = FWD | CON, .type = T_STR, FIELD(proxy),
      .check = check_proxy, .metavar = "https://HOST[:PORT]",
      .help = "the MASQUE proxy to tunnel through (required)"},
-    {.name = "token", .ini = "Token", .cmds = FWD, .type = T_STR, FIELD(token),
+    {.name = "token", .ini = "Token", .cmds = FWD | CON, .type = T_STR, FIELD(token),
      .check = check_token, .metavar = "TOKEN",
      .help = "bearer token to present to the proxy (prefer Token= in a mode 0600 config)"},
-    {.name = "ca", .ini = "CA", .cmds = FWD, .type = T_PATH, FIELD(ca), .metavar = "FILE",
+    {.name = "ca", .ini = "CA", .cmds = FWD | CON, .type = T_PATH, FIELD(ca), .metavar = "FILE",
      .help = "trust the proxy certificate if it chains to this PEM file instead of the "
              "system CAs"},
-    {.name = "insecure", .ini = "Insecure", .cmds = FWD, .type = T_FLAG, FIELD(insecure),
+    {.name = "insecure", .ini = "Insecure", .cmds = FWD | CON, .type = T_FLAG, FIELD(insecure),
      .help = "do not verify the proxy certificate (testing only)"},
     {.name = "udp", .ini = "UDP", .cmds = FWD, .type = T_FWDS, LIST(udp, nudp),
      .metavar = "[BIND:]PORT:HOST:HOSTPORT",
      .help = "listen on local UDP BIND:PORT (BIND defaults to 127.0.0.1) and relay to "
              "HOST:HOSTPORT through the proxy; repeatable, at least one"},
+    {.name = "route", .ini = "Route", .cmds = CON, .type = T_CIDRS, LIST(routes, nroutes),
+     .metavar = "CIDR",
+     .help = "send only this prefix through the tunnel; repeatable (default everything the "
+             "proxy advertises)"},
+    {.name = "exclude", .ini = "Exclude", .cmds = CON, .type = T_CIDRS,
+     LIST(excludes, nexcludes), .metavar = "CIDR",
+     .help = "keep this prefix out of the tunnel; repeatable"},
+    {.name = "request-address", .ini = "RequestAddress", .cmds = CON, .type = T_ADDRS,
+     LIST(request_addr, nrequest_addr), .metavar = "ADDR[/LEN]",
+     .help = "ask the proxy for this address (one IPv4, one IPv6); it may assign another"},
+    {.name = "dns", .ini = "DNS", .cmds = CON, .type = T_ADDRS, LIST(dns, ndns),
+     .metavar = "ADDR", .help = "use this resolver while connected (rewrites /etc/resolv.conf, "
+                                "restored on exit); repeatable"},
+    {.name = "target", .ini = "Target", .cmds = CON, .type = T_STR, FIELD(target),
+     .metavar = "HOST|ADDR|PREFIX",
+     .help = "scope the tunnel to this target (default *: everything)"},
+    {.name = "ipproto", .ini = "IPProto", .cmds = CON, .type = T_STR, FIELD(ipproto),
+     .check = check_ipproto, .metavar = "N",
+     .help = "scope the tunnel to this IP protocol number (default *: all)"},
+    {.name = "fwmark", .ini = "FwMark", .cmds = CON, .type = T_UINT, FIELD(fwmark), .min = 1,
+     .max = 0xffffffffu, .metavar = "N",
+     .help = "firewall mark (and routing table) that keeps the tunnel's own packets out of "
+             "it (default 28017)"},
     {.name = "udp-template", .ini = "UDPTemplate", .cmds = SRV | FWD, .type = T_STR,
      FIELD(udp_template), .check = check_template, .metavar = "URI",
      .help = "CONNECT-UDP URI template (default " MASQ_DEFAULT_UDP_TEMPLATE ")"},
@@ -120,17 +173,19 @@ static const struct opt opts[] = {
      .help = "subjectAltName the certificate is valid for; repeatable (default localhost)"},
     {.name = "days", .cmds = GEN, .type = T_UINT, FIELD(days), .min = 1, .max = 36500,
      .metavar = "N", .help = "validity in days (default 365)"},
-    {.name = "verbose", .shortname = 'v', .cmds = SRV | FWD, .type = T_COUNT, FIELD(verbose),
+    {.name = "verbose", .shortname = 'v', .cmds = SRV | FWD | CON, .type = T_COUNT, FIELD(verbose),
      .help = "log more; repeat for debug output"},
-    {.name = "help", .shortname = 'h', .cmds = SRV | FWD | GEN, .type = T_HELP,
+    {.name = "help", .shortname = 'h', .cmds = SRV | FWD | GEN | CON, .type = T_HELP,
      .help = "show this help"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
-static const char *const cmd_names[] = {"server", "forward", "gencert"};
+static const char *const cmd_names[MASQ_NCMDS] = {"server", "forward", "gencert", "connect"};
+/* Config file sections; NULL for subcommands without a config file. */
+static const char *const cmd_sections[MASQ_NCMDS] = {"Server", "Forward", NULL, "Connect"};
 
 static const char *cmd_name(masq_cmd cmd) {
-  return (unsigned)cmd < 3 ? cmd_names[cmd] : "?";
+  return (unsigned)cmd < MASQ_NCMDS ? cmd_names[cmd] : "?";
 }
 
 /* Renders a user-supplied value for an error line: control bytes become
@@ -230,6 +285,43 @@ static int check_template(const char *label, const char *val, char *err, size_t 
     return 0;
   }
   return 1;
+}
+
+static int check_ip_template(const char *label, const char *val, char *err, size_t cap) {
+  static const masq_tvar vars[] = {{"proxy", "proxy.example"}, {"target", "*"}, {"ipproto", "*"}};
+  char out[2048];
+  char q[SHOWCAP];
+  if (strncasecmp(val, "https://", 8) != 0 ||
+      masq_uritemplate_expand(val, vars, sizeof(vars) / sizeof(vars[0]), out, sizeof(out)) < 0) {
+    masq_errf(err, cap, "%s needs an https URI template (RFC 9484 §3), got %s", label,
+              show(q, sizeof(q), val));
+    return 0;
+  }
+  return 1;
+}
+
+static int check_ifname(const char *label, const char *val, char *err, size_t cap) {
+  char q[SHOWCAP];
+  size_t n = strlen(val);
+  if (n == 0 || n > MASQ_IFNAME_MAX || strpbrk(val, "/: \t") != NULL || !strcmp(val, ".") ||
+      !strcmp(val, "..")) {
+    masq_errf(err, cap, "%s: %s is not an interface name (1-15 characters, no / : or spaces)",
+              label, show(q, sizeof(q), val));
+    return 0;
+  }
+  return 1;
+}
+
+/* RFC 9484 §4.6: "*" or a decimal integer 0..255. */
+static int check_ipproto(const char *label, const char *val, char *err, size_t cap) {
+  char q[SHOWCAP];
+  if (!strcmp(val, "*")) return 1;
+  size_t n = strspn(val, "0123456789");
+  unsigned long v;
+  if (n > 0 && n <= 3 && val[n] == '\0' && parse_uint(val, &v) == 0 && v <= 255) return 1;
+  masq_errf(err, cap, "%s needs * or a protocol number 0..255, got %s", label,
+            show(q, sizeof(q), val));
+  return 0;
 }
 
 /* RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
@@ -351,8 +443,12 @@ static int opt_apply(masq_opts *o, const struct opt *d, const char *label, const
       *(unsigned *)field(o, d->off) = (unsigned)v;
       return 0;
     }
+    case T_CIDR:
+      if (masq_cidr_parse(val, field(o, d->off)) != 0) return cidr_error(label, val, err, cap);
+      return 0;
     case T_STRLIST:
     case T_CIDRS:
+    case T_ADDRS:
     case T_FWDS: {
       size_t *n = field(o, d->noff);
       if (*n >= d->size / d->esize)
@@ -363,6 +459,13 @@ static int opt_apply(masq_opts *o, const struct opt *d, const char *label, const
         if (set_string(slot, d->esize, label, val, err, cap) != 0) return -1;
       } else if (d->type == T_CIDRS) {
         if (masq_cidr_parse(val, slot) != 0) return cidr_error(label, val, err, cap);
+      } else if (d->type == T_ADDRS) {
+        masq_cidr *c = slot;
+        if (masq_ip_parse(val, &c->ip) == 0) {
+          c->plen = c->ip.family == 4 ? 32 : 128;
+        } else if (masq_cidr_parse(val, c) != 0) {
+          return cidr_error(label, val, err, cap);
+        }
       } else if (masq_fwdspec_parse(val, slot) != 0) {
         return masq_errf(err, cap, "%s needs %s, got %s", label, d->metavar, show(q, sizeof(q), val));
       }
@@ -399,7 +502,7 @@ static const struct opt *find_long(const char *name, size_t len, masq_cmd cmd, i
   for (size_t i = 0; i < NOPTS; i++) {
     if (strlen(opts[i].name) != len || memcmp(opts[i].name, name, len) != 0) continue;
     if (opts[i].cmds & (1u << cmd)) return &opts[i];
-    for (int c = 0; c < 3 && *elsewhere < 0; c++)
+    for (int c = 0; c < MASQ_NCMDS && *elsewhere < 0; c++)
       if (opts[i].cmds & (1u << c)) *elsewhere = c;
   }
   return NULL;
@@ -527,8 +630,8 @@ static int long_value(struct ini_ctx *c, char *out, size_t cap) {
 }
 
 static int section_cmd(const char *section) {
-  if (strcasecmp(section, "Server") == 0) return MASQ_CMD_SERVER;
-  if (strcasecmp(section, "Forward") == 0) return MASQ_CMD_FORWARD;
+  for (int i = 0; i < MASQ_NCMDS; i++)
+    if (cmd_sections[i] && strcasecmp(section, cmd_sections[i]) == 0) return i;
   return -1;
 }
 
@@ -538,16 +641,17 @@ static int ini_on_pair(void *user, const char *section, const char *name, const 
   if (c->errline) return 1; /* report only the first error */
   int scmd = section_cmd(section);
   if (section[0] == '\0') {
-    snprintf(why, sizeof(why), "'%s' is outside a section; put it under [Server] or [Forward]",
+    snprintf(why, sizeof(why),
+             "'%s' is outside a section; put it under [Server], [Forward] or [Connect]",
              bare(q, sizeof(q), name));
     return ctx_fail_line(c, why);
   }
   if (scmd < 0) {
-    snprintf(why, sizeof(why), "unknown section [%s] (use [Server] or [Forward])",
+    snprintf(why, sizeof(why), "unknown section [%s] (use [Server], [Forward] or [Connect])",
              bare(qs, sizeof(qs), section));
     return ctx_fail_line(c, why);
   }
-  const char *canon = scmd == MASQ_CMD_SERVER ? "Server" : "Forward";
+  const char *canon = cmd_sections[scmd];
   const struct opt *d = find_key(name, (masq_cmd)scmd);
   if (d == NULL) {
     snprintf(why, sizeof(why), "unknown key '%s' in [%s]", bare(q, sizeof(q), name), canon);
@@ -618,6 +722,13 @@ void masq_opts_init(masq_opts *o, masq_cmd cmd) {
   o->cmd = cmd;
   snprintf(o->listen, sizeof(o->listen), "%s", "[::]:443");
   snprintf(o->udp_template, sizeof(o->udp_template), "%s", MASQ_DEFAULT_UDP_TEMPLATE);
+  snprintf(o->ip_template, sizeof(o->ip_template), "%s", MASQ_DEFAULT_IP_TEMPLATE);
+  snprintf(o->tun, sizeof(o->tun), "%s", cmd == MASQ_CMD_SERVER ? "masqs0" : "masq0");
+  masq_cidr_parse("10.89.0.0/24", &o->pool4);
+  masq_cidr_parse("fd6d:6173:7100::/64", &o->pool6);
+  snprintf(o->target, sizeof(o->target), "%s", "*");
+  snprintf(o->ipproto, sizeof(o->ipproto), "%s", "*");
+  o->fwmark = 0x6d71;
   o->idle_timeout = 120;
   o->max_tunnels = 256;
   o->max_conns = 1024;
@@ -786,6 +897,23 @@ static int check_server(masq_opts *o, char *err, size_t cap) {
     return masq_errf(err, cap,
                 "no tokens: give --token or Token= in the config, or --no-auth to run an open "
                 "proxy");
+  if (o->pool4.ip.family != 4 || o->pool4.plen > 30)
+    return masq_errf(err, cap, "--pool4 needs an IPv4 prefix of /30 or shorter");
+  if (o->pool6.ip.family != 6 || o->pool6.plen > 126)
+    return masq_errf(err, cap, "--pool6 needs an IPv6 prefix of /126 or shorter");
+  return 0;
+}
+
+static int check_connect(masq_opts *o, char *err, size_t cap) {
+  if (o->proxy[0] == '\0') return masq_errf(err, cap, "connect needs --proxy https://HOST[:PORT]");
+  if (o->ca[0] != '\0' && o->insecure)
+    return masq_errf(err, cap,
+                     "--ca and --insecure conflict: --ca verifies the proxy against FILE, "
+                     "--insecure skips verification; give one");
+  if (o->nrequest_addr == 2 && o->request_addr[0].ip.family == o->request_addr[1].ip.family)
+    return masq_errf(err, cap, "--request-address: give at most one IPv4 and one IPv6 address");
+  if (o->target[0] == '\0' || strpbrk(o->target, " \t"))
+    return masq_errf(err, cap, "--target needs *, a host name, an address or a prefix");
   return 0;
 }
 
@@ -823,6 +951,8 @@ int masq_opts_parse(masq_opts *o, int argc, char **argv, char *err, size_t errca
       return check_server(o, err, errcap);
     case MASQ_CMD_FORWARD:
       return check_forward(o, err, errcap);
+    case MASQ_CMD_CONNECT:
+      return check_connect(o, err, errcap);
     case MASQ_CMD_GENCERT:
       if (o->nnames == 0) {
         snprintf(o->names[0], sizeof(o->names[0]), "%s", "localhost");
@@ -840,12 +970,15 @@ int masq_opts_parse(masq_opts *o, int argc, char **argv, char *err, size_t errca
 static const char *const synopsis[] = {
     ("masq server [options] --cert FILE --key FILE (--token T... | --no-auth)\n"
      "Runs a MASQUE proxy: HTTP/3 CONNECT-UDP (RFC 9298) to the targets clients\n"
-     "ask for."),
+     "ask for, and CONNECT-IP (RFC 9484): a VPN gateway with address pools."),
     ("masq forward [options] --proxy https://HOST[:PORT]\n"
      "                    --udp [BIND:]PORT:HOST:HOSTPORT...\n"
      "Listens on local UDP ports and relays each one to its target through the proxy."),
     ("masq gencert [--cert FILE] [--key FILE] [--name DNS-or-IP]... [--days N]\n"
      "Writes a self-signed ECDSA P-256 certificate and key for testing."),
+    ("masq connect [options] --proxy https://HOST[:PORT]\n"
+     "Brings up a VPN: a TUN device whose IP packets travel through the proxy with\n"
+     "CONNECT-IP (RFC 9484), with the addresses and routes the proxy assigns."),
 };
 
 #define HELP_COL 34
@@ -872,11 +1005,11 @@ static void wrap(FILE *f, const char *text, size_t at, size_t col) {
 }
 
 static int is_list(const struct opt *d) {
-  return d->type == T_STRLIST || d->type == T_CIDRS || d->type == T_FWDS;
+  return d->type == T_STRLIST || d->type == T_CIDRS || d->type == T_ADDRS || d->type == T_FWDS;
 }
 
 void masq_opts_usage(masq_cmd cmd, FILE *f) {
-  if ((unsigned)cmd >= 3) return;
+  if ((unsigned)cmd >= MASQ_NCMDS) return;
   fprintf(f, "Usage: %s\n\nOptions:\n", synopsis[cmd]);
   for (size_t i = 0; i < NOPTS; i++) {
     const struct opt *d = &opts[i];
@@ -896,7 +1029,7 @@ void masq_opts_usage(masq_cmd cmd, FILE *f) {
   }
   if (cmd == MASQ_CMD_GENCERT) return;
   /* The config keys, and which of them may repeat, from the same table. */
-  char keys[512], reps[256];
+  char keys[1024], reps[512];
   size_t kn = 0, rn = 0;
   keys[0] = reps[0] = '\0';
   for (size_t i = 0; i < NOPTS; i++) {
@@ -908,11 +1041,11 @@ void masq_opts_usage(masq_cmd cmd, FILE *f) {
     w = snprintf(reps + rn, sizeof(reps) - rn, "%s%s", rn ? ", " : "", d->ini);
     if (w > 0 && (size_t)w < sizeof(reps) - rn) rn += (size_t)w;
   }
-  char tail[1024];
+  char tail[2048];
   snprintf(tail, sizeof(tail),
            "Config file keys, in section [%s]:%s. %s may repeat. Flags on the command line "
            "override single values and add to repeated ones.",
-           cmd == MASQ_CMD_SERVER ? "Server" : "Forward", keys, reps);
+           cmd_sections[cmd], keys, reps);
   fputc('\n', f);
   wrap(f, tail, 0, 0);
 }

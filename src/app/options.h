@@ -15,7 +15,11 @@
 #define MASQ_MAX_FORWARDS 64
 #define MASQ_TOKEN_MAX 256
 
-typedef enum { MASQ_CMD_SERVER, MASQ_CMD_FORWARD, MASQ_CMD_GENCERT } masq_cmd;
+typedef enum { MASQ_CMD_SERVER, MASQ_CMD_FORWARD, MASQ_CMD_GENCERT, MASQ_CMD_CONNECT } masq_cmd;
+#define MASQ_NCMDS 4
+
+#define MASQ_MAX_ROUTES 64
+#define MASQ_IFNAME_MAX 15 /* IFNAMSIZ - 1 */
 
 typedef struct masq_opts {
   masq_cmd cmd;
@@ -36,6 +40,16 @@ typedef struct masq_opts {
   unsigned idle_timeout;   /* seconds a tunnel may stay silent; default 120 */
   unsigned max_tunnels;    /* per QUIC connection; default 256 */
   unsigned max_conns;      /* per server; default 1024 */
+  /* CONNECT-IP (server) */
+  masq_cidr pool4, pool6;  /* address pools; family 0 = none */
+  int nat;                 /* set up forwarding + masquerading, undo on exit */
+  int client_to_client;    /* let tunnel clients reach each other */
+  masq_cidr advertise[MASQ_MAX_ROUTES]; /* routes offered; none = full tunnel */
+  size_t nadvertise;
+
+  /* both */
+  char ip_template[1024];  /* default MASQ_DEFAULT_IP_TEMPLATE */
+  char tun[MASQ_IFNAME_MAX + 1]; /* TUN device name */
 
   /* forward (client) */
   char proxy[1024]; /* https://HOST[:PORT] */
@@ -44,6 +58,19 @@ typedef struct masq_opts {
   int insecure;
   masq_fwdspec udp[MASQ_MAX_FORWARDS];
   size_t nudp;
+
+  /* connect (client) */
+  masq_cidr routes[MASQ_MAX_ROUTES];   /* what goes into the tunnel; none = all */
+  size_t nroutes;
+  masq_cidr excludes[MASQ_MAX_ROUTES]; /* kept out of it */
+  size_t nexcludes;
+  masq_cidr request_addr[2];           /* ADDRESS_REQUEST preferences */
+  size_t nrequest_addr;
+  masq_cidr dns[4];                    /* resolvers while up (plen ignored) */
+  size_t ndns;
+  char target[300];                    /* scope: "*" (default), host, IP or prefix */
+  char ipproto[8];                     /* scope: "*" (default) or 0..255 */
+  unsigned fwmark;                     /* marks masq's own packets; default 0x6d71 */
 
   /* gencert */
   char out_cert[MASQ_PATH_MAX];

@@ -11,9 +11,10 @@
 #include "proto/capsule.h"
 #include "session/session.h"
 
-/* Largest payload kept from a DATAGRAM capsule that arrives split across
- * reads; larger ones are dropped unbuffered (RFC 9298 §5). */
-#define MASQ_CAPSULE_BUF 2048
+/* Largest capsule payload kept when it arrives split across reads:
+ * larger DATAGRAM capsules are dropped unbuffered (RFC 9298 §5), larger
+ * CONNECT-IP capsules abort the stream. */
+#define MASQ_CAPSULE_BUF MASQ_SESS_CAPSULE_MAX
 /* Bytes of capsules one stream may have waiting for acknowledgement. */
 #define MASQ_STREAM_SBUF (64 * 1024)
 /* Packets per GSO batch. */
@@ -39,6 +40,7 @@ typedef struct masq_stream {
   unsigned fin_pending : 1; /* send FIN once sbuf drains */
   unsigned fin_sent : 1;
   unsigned has_body : 1;    /* a data reader is attached */
+  unsigned ip : 1;          /* RFC 9484 tunnel: IP packets, datagrams only */
   masq_conn *parser_conn; /* for the capsule callbacks */
   masq_capsule_parser parser;
   masq_sbuf sbuf;

@@ -68,7 +68,20 @@ typedef struct masq_conn_callbacks {
   void (*on_stream_close)(masq_conn *c, void *ud, int64_t sid, void *sud, uint64_t app_error);
   /* More client bidi streams may be opened (after MASQ_SESS_ERR_BLOCKED). */
   void (*on_streams)(masq_conn *c, void *ud);
+  /* A whole CONNECT-IP capsule (RFC 9484 §4.7: ADDRESS_ASSIGN,
+   * ADDRESS_REQUEST, ROUTE_ADVERTISEMENT) arrived on sid; p[0..n) is its
+   * payload. Return 0, or -1 if it is malformed or breaks the RFC's
+   * rules: the session then aborts the stream with H3_MESSAGE_ERROR
+   * (RFC 9297 §3.3). Without this callback such capsules are skipped
+   * like any unknown type. A payload over MASQ_SESS_CAPSULE_MAX aborts
+   * the stream with H3_EXCESSIVE_LOAD. */
+  int (*on_capsule)(masq_conn *c, void *ud, int64_t sid, void *sud, uint64_t type,
+                    const uint8_t *p, size_t n);
 } masq_conn_callbacks;
+
+/* Largest capsule payload (CONNECT-IP control capsule or DATAGRAM capsule)
+ * the session buffers per stream: about 120 IPv6 route ranges. */
+#define MASQ_SESS_CAPSULE_MAX 4096
 
 typedef struct masq_conn_config {
   gnutls_certificate_credentials_t creds;
@@ -147,6 +160,25 @@ int masq_conn_stream_set_tunnel(masq_conn *c, int64_t sid);
  * Never truncates: returns 0, MASQ_SESS_ERR_TOO_BIG or _QUEUE_FULL (both
  * counted in stats) or _STREAM. */
 int masq_conn_send_datagram(masq_conn *c, int64_t sid, const uint8_t *p, size_t n);
+
+/* Marks sid as an IP tunnel (RFC 9484): its datagrams are whole IP
+ * packets (up to 65535 bytes) and travel only as QUIC DATAGRAM frames;
+ * never as DATAGRAM capsules, since IP over a reliable stream would
+ * stack congestion control and retransmission (RFC 9484 §11), so
+ * masq_conn_send_datagram fails with MASQ_SESS_ERR_STREAM when the
+ * peer has not enabled HTTP/3 datagrams. */
+int masq_conn_stream_set_ip(masq_conn *c, int64_t sid);
+
+/* 1 if the peer enabled HTTP/3 datagrams (SETTINGS_H3_DATAGRAM=1 and a
+ * max_datagram_frame_size transport parameter), else 0. */
+int masq_conn_peer_datagrams(masq_conn *c);
+
+/* Sends one capsule of `type` with payload p[0..n) on sid's body (a
+ * request stream opened by masq_conn_submit_connect, or one answered
+ * with a 2xx). Returns 0, MASQ_SESS_ERR_QUEUE_FULL (nothing written;
+ * the stream's send buffer is full), or MASQ_SESS_ERR_STREAM. */
+int masq_conn_send_capsule(masq_conn *c, int64_t sid, uint64_t type, const uint8_t *p,
+                           size_t n);
 
 /* Largest payload masq_conn_send_datagram can carry as a QUIC DATAGRAM on
  * sid right now. */

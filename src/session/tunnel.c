@@ -30,7 +30,7 @@ static int on_payload(masq_conn *c, masq_stream *s, const uint8_t *p, size_t n) 
     c->stats.drop_unknown_context++; /* RFC 9298 §4: drop unregistered */
     return 0;
   }
-  if (n - off > MASQ_UDP_PAYLOAD_MAX) { /* RFC 9298 §5: MUST abort */
+  if (!s->ip && n - off > MASQ_UDP_PAYLOAD_MAX) { /* RFC 9298 §5: MUST abort */
     masq_conn_reset_stream(c, s->id, MASQ_H3_DATAGRAM_ERROR);
     return -1;
   }
@@ -69,9 +69,24 @@ int masq_tunnel_on_quic_datagram(masq_conn *c, const uint8_t *p, size_t n) {
 
 /* ---- capsules on the stream ------------------------------------------ */
 
+/* Parser callback results beyond the capsule parser's own: stop parsing
+ * (the stream was reset already, or must be with H3_EXCESSIVE_LOAD). */
+#define STOP_RESET (-100)
+#define STOP_TOO_BIG (-101)
+
+static int is_ip_capsule(uint64_t type) {
+  return type == MASQ_CAPSULE_ADDRESS_ASSIGN || type == MASQ_CAPSULE_ADDRESS_REQUEST ||
+         type == MASQ_CAPSULE_ROUTE_ADVERTISEMENT;
+}
+
 static int on_capsule_begin(void *user, uint64_t type, uint64_t len) {
   masq_stream *s = user;
   masq_conn *c = s->parser_conn;
+  if (is_ip_capsule(type) && c->cb.on_capsule) {
+    /* Dropping one would leave the two ends disagreeing on addresses
+     * or routes, so a capsule too big to hold ends the stream. */
+    return len > MASQ_CAPSULE_BUF ? STOP_TOO_BIG : MASQ_CAPSULE_DELIVER;
+  }
   if (type != MASQ_CAPSULE_DATAGRAM) {
     c->stats.capsules_skipped++; /* RFC 9297 §3.2: ignore unknown types */
     return MASQ_CAPSULE_SKIP;
@@ -87,8 +102,16 @@ static int on_capsule_begin(void *user, uint64_t type, uint64_t len) {
 static int on_capsule(void *user, uint64_t type, const uint8_t *p, size_t n) {
   masq_stream *s = user;
   masq_conn *c = s->parser_conn;
+  if (type != MASQ_CAPSULE_DATAGRAM) {
+    if (c->cb.on_capsule(c, c->ud, s->id, s->sud, type, p, n) == 0) return 0;
+    /* RFC 9484 §4.7 defers to RFC 9297 §3.3: a malformed message, which
+     * RFC 9114 §4.1.2 answers with H3_MESSAGE_ERROR. */
+    masq_conn_reset_stream(c, s->id, MASQ_H3_MESSAGE_ERROR);
+    return STOP_RESET;
+  }
   c->stats.capsule_dgram_rx++;
-  return on_payload(c, s, p, n) == 0 ? 0 : -100;
+  if (s->ip) return 0; /* masq never sends IP in capsules; take none */
+  return on_payload(c, s, p, n) == 0 ? 0 : STOP_RESET;
 }
 
 static const masq_capsule_callbacks capsule_cb = {on_capsule_begin, on_capsule};
@@ -102,7 +125,9 @@ int masq_tunnel_on_body(masq_conn *c, masq_stream *s, const uint8_t *p, size_t n
   int rv = masq_capsule_parser_feed(&s->parser, p, n);
   if (rv == 0) return 0;
   s->capsules = 0;
-  if (rv != -100) {
+  if (rv == STOP_TOO_BIG) {
+    masq_conn_reset_stream(c, s->id, MASQ_H3_EXCESSIVE_LOAD);
+  } else if (rv != STOP_RESET) {
     /* RFC 9297 §3.3: a capsule error makes the message malformed, which
      * RFC 9114 §4.1.2 answers with H3_MESSAGE_ERROR on the stream. */
     masq_conn_reset_stream(c, s->id, MASQ_H3_MESSAGE_ERROR);
@@ -138,9 +163,36 @@ static int send_capsule(masq_conn *c, masq_stream *s, const uint8_t *p, size_t n
   return rv;
 }
 
+int masq_conn_send_capsule(masq_conn *c, int64_t sid, uint64_t type, const uint8_t *p,
+                           size_t n) {
+  masq_stream *s = masq_stream_get(c, sid);
+  if (!s || !s->has_body) return MASQ_SESS_ERR_STREAM;
+  uint8_t hdr[16];
+  size_t hl = masq_capsule_header_encode(hdr, type, n);
+  masq_sbuf *b = &s->sbuf;
+  /* All or nothing: half a capsule would corrupt the stream. */
+  if (b->data && b->end - b->acked + hl + n > b->cap) return MASQ_SESS_ERR_QUEUE_FULL;
+  int rv = masq_stream_write(c, s, hdr, hl, 0);
+  if (rv == 0 && n) rv = masq_stream_write(c, s, p, n, 0);
+  return rv;
+}
+
+int masq_conn_stream_set_ip(masq_conn *c, int64_t sid) {
+  masq_stream *s = masq_stream_get(c, sid);
+  if (!s) return MASQ_SESS_ERR_STREAM;
+  s->ip = 1;
+  return 0;
+}
+
+int masq_conn_peer_datagrams(masq_conn *c) { return masq_conn_datagrams_enabled(c); }
+
 int masq_conn_send_datagram(masq_conn *c, int64_t sid, const uint8_t *p, size_t n) {
   masq_stream *s = masq_stream_get(c, sid);
   if (!s || !s->tunnel) return MASQ_SESS_ERR_STREAM;
+  if (s->ip) {
+    if (!masq_conn_datagrams_enabled(c)) return MASQ_SESS_ERR_STREAM;
+    return masq_conn_queue_datagram(c, sid, p, n);
+  }
   if (n > MASQ_UDP_PAYLOAD_MAX) { /* RFC 9298 §5: MUST NOT send */
     c->stats.drop_too_big++;
     return MASQ_SESS_ERR_TOO_BIG;

@@ -466,10 +466,10 @@ static void test_config_errors(void **state) {
   expect_conf_err(MASQ_CMD_SERVER, "[Server]\nConfig = x\n",
                   "<config>:2: unknown key 'Config' in [Server]");
   expect_conf_err(MASQ_CMD_SERVER, "Token = x\n",
-                  "<config>:1: 'Token' is outside a section; put it under [Server] or "
-                  "[Forward]");
+                  "<config>:1: 'Token' is outside a section; put it under [Server], "
+                  "[Forward] or [Connect]");
   expect_conf_err(MASQ_CMD_SERVER, "[Interface]\nPrivateKey = x\n",
-                  "<config>:2: unknown section [Interface] (use [Server] or [Forward])");
+                  "<config>:2: unknown section [Interface] (use [Server], [Forward] or [Connect])");
   expect_conf_err(MASQ_CMD_SERVER, "[Server]\n\nAllow = 10.0.0.1/8\n",
                   "<config>:3: Allow: \"10.0.0.1/8\" is not a CIDR prefix (host bits set; did "
                   "you mean 10.0.0.0/8?)");
