@@ -260,8 +260,8 @@ int masq_nat_recover(const char *tun, char *err, size_t errcap) {
   }
   if (table_delete_if_present(table, e, sizeof(e)) < 0)
     return masq_errf(err, errcap,
-                     "NAT: cannot remove a leftover table inet %s: %s (needs CAP_NET_ADMIN and "
-                     "nf_tables in the kernel)",
+                     "NAT: cannot check for (and remove) a leftover table inet %s: %s (needs "
+                     "CAP_NET_ADMIN and nf_tables in the kernel)",
                      table, e);
   return 0;
 }
