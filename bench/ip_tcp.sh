@@ -108,10 +108,16 @@ for c in "${CASES[@]}"; do
   pretty "masq    $label: ${MASQD[$label]} Gbit/s"
 done
 
+# CPU time (user + system) is where the tunnel's cost shows on 2 cores.
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+CPU_SRV=$(cpu_secs "$SERVER_PID") CPU_CLI=$(cpu_secs "$CONNECT_PID")
+
 # The server undoes its NAT on SIGTERM: table gone, forwarding back to 0.
 kill "$CONNECT_PID"
 wait "$CONNECT_PID" 2>/dev/null || true
 kill "$SERVER_PID"
+for ((i = 0; i < 200; i++)); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$SERVER_PID" 2>/dev/null && fail "the server did not exit within 10 s of SIGTERM"
 rc=0
 wait "$SERVER_PID" || rc=$?
 [ "$rc" -eq 0 ] || fail "the server exited with status $rc on SIGTERM"
@@ -126,3 +132,4 @@ for c in "${CASES[@]}"; do
   printf '%-22s %14s %14s %8s\n' "$label" "${DIRECT[$label]}" "${MASQD[$label]}" \
     "$(awk -v m="${MASQD[$label]}" -v d="${DIRECT[$label]}" 'BEGIN { printf (d > 0 ? "%.3f" : "-"), m / d }')"
 done
+echo "masq CPU over the ${#CASES[@]} runs ($((${#CASES[@]} * SECS)) s of transfer): server ${CPU_SRV} s, client ${CPU_CLI} s"
