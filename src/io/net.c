@@ -246,6 +246,10 @@ fail:;
 /* connect() binds an ephemeral port and the right source address itself. */
 int masq_udp_connect(const masq_sockaddr *remote) { return masq_udp_open(NULL, remote); }
 
+int masq_udp_set_mark(int fd, uint32_t mark) {
+  return setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+}
+
 /* Room for the UDP_GRO cmsg (an int) with slack for others the kernel may
  * add; a too-small control buffer would only set MSG_CTRUNC. */
 #define CMSG_BUF_SIZE (CMSG_SPACE(sizeof(int)) + CMSG_SPACE(64))

@@ -38,6 +38,12 @@ int masq_udp_open(const masq_sockaddr *local, const masq_sockaddr *remote);
  * the "one connected UDP socket per tunnel" of the server. */
 int masq_udp_connect(const masq_sockaddr *remote);
 
+/* Sets SO_MARK on fd (needs CAP_NET_ADMIN): a VPN client marks its own
+ * socket so that policy rules keep the path to the proxy out of the
+ * tunnel (the kernel re-routes the socket with the new mark). Returns 0
+ * or -1 with errno (EPERM without the capability). */
+int masq_udp_set_mark(int fd, uint32_t mark);
+
 /* Receives one datagram (or one GRO super-datagram of equal segments).
  * *seg gets the segment size (== return value when not coalesced).
  * from may be NULL. Returns the byte count, or -1 with errno (EAGAIN when
