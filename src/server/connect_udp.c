@@ -22,6 +22,7 @@
 typedef enum { T_RESOLVING, T_OPEN, T_CLOSING } tunnel_state;
 
 typedef struct tunnel {
+  int kind; /* SRV_TUNNEL_UDP: first, see srv_tunnel */
   sconn *sc;
   int64_t sid;
   tunnel_state state;
@@ -36,44 +37,6 @@ typedef struct tunnel {
 } tunnel;
 
 static uint64_t idle_ns(const srv *s) { return (uint64_t)s->o->idle_timeout * 1000000000ull; }
-
-/* ---- refusing --------------------------------------------------------- */
-
-static void refuse(sconn *sc, int64_t sid, int status, const char *error, const char *details) {
-  char ps[512];
-  const char *ps_value = NULL;
-  if (error && masq_proxy_status_format(ps, sizeof(ps), error, details) > 0) ps_value = ps;
-  sc->s->stats.tunnels_refused++;
-  /* RFC 9110 §15.5.8: a 407 carries a challenge; §15.5.6: a 405 MUST
-   * list the allowed methods. */
-  const char *xn = NULL, *xv = NULL;
-  if (status == 407) {
-    xn = "proxy-authenticate";
-    xv = "Bearer realm=\"masq\"";
-  } else if (status == 405) {
-    xn = "allow";
-    xv = "CONNECT";
-  }
-  masq_conn_submit_response(sc->c, sid, status, ps_value, xn, xv, NULL);
-  masq_srv_mark_dirty(sc);
-  masq_log_rl(MASQ_LOG_INFO, "refused a request on stream %lld: %d %s%s%s", (long long)sid,
-              status, error ? error : "", details ? ": " : "", details ? details : "");
-}
-
-/* ---- request checks --------------------------------------------------- */
-
-static int token_ok(const srv *s, const masq_reqhdrs *h) {
-  if (s->o->no_auth) return 1;
-  size_t len;
-  const char *tok = masq_reqhdrs_bearer(h, &len);
-  if (!tok) return 0;
-  int ok = 0;
-  /* Compare against every token, without stopping at a match, so the
-   * time taken does not tell which one (or whether one) matched. */
-  for (size_t i = 0; i < s->o->ntokens; i++)
-    ok |= masq_ct_equal(tok, len, s->o->tokens[i], strlen(s->o->tokens[i]));
-  return ok;
-}
 
 /* RFC 9298 §3: target_host is a DNS name or an IP literal, target_port
  * an integer 1..65535. Returns NULL if fine, else why not. */
@@ -170,16 +133,16 @@ static void tunnel_open(tunnel *t, const masq_ip *addrs, size_t n) {
   t->state = T_CLOSING;
   if (t->fd < 0) {
     if (denied == (int)n)
-      refuse(t->sc, t->sid, 403, "destination_ip_prohibited",
+      masq_srv_refuse(t->sc, t->sid, 403, "destination_ip_prohibited",
              "the target's addresses are not allowed by this proxy's policy");
     else if (err == ENETUNREACH || err == EHOSTUNREACH)
-      refuse(t->sc, t->sid, 502, "destination_ip_unroutable", strerror(err));
+      masq_srv_refuse(t->sc, t->sid, 502, "destination_ip_unroutable", strerror(err));
     else
-      refuse(t->sc, t->sid, 502, "proxy_internal_error", strerror(err));
+      masq_srv_refuse(t->sc, t->sid, 502, "proxy_internal_error", strerror(err));
     return;
   }
   if (masq_io_start(s->loop, &t->io, t->fd, MASQ_EV_READ, on_target_readable, t) != 0) {
-    refuse(t->sc, t->sid, 500, "proxy_internal_error", "event loop registration failed");
+    masq_srv_refuse(t->sc, t->sid, 500, "proxy_internal_error", "event loop registration failed");
     tunnel_close_socket(t);
     return;
   }
@@ -207,7 +170,7 @@ static void on_resolved(void *ud, int status, const masq_ip *addrs, size_t n) {
   if (status != 0 || n == 0) {
     /* RFC 9209 §2.3.2 dns_error; a timeout has its own type (§2.3.1). */
     int timeout = status == EAI_AGAIN;
-    refuse(t->sc, t->sid, timeout ? 504 : 502, timeout ? "dns_timeout" : "dns_error",
+    masq_srv_refuse(t->sc, t->sid, timeout ? 504 : 502, timeout ? "dns_timeout" : "dns_error",
            status ? gai_strerror(status) : "no addresses");
     t->state = T_CLOSING;
     return;
@@ -232,30 +195,31 @@ void masq_udp_on_request(masq_conn *c, void *ud, int64_t sid, const masq_reqhdrs
            h->protocol.v, h->path.v);
   masq_reqcheck_connect(h, MASQ_PROTO_CONNECT_UDP, &chk);
   if (chk.status) {
-    refuse(sc, sid, chk.status, chk.error, chk.detail);
+    masq_srv_refuse(sc, sid, chk.status, chk.error, chk.detail);
     return;
   }
-  if (!token_ok(s, h)) {
+  if (!masq_srv_token_ok(s, h)) {
     s->stats.auth_failures++;
-    refuse(sc, sid, 407, "http_request_denied", "missing or wrong bearer token");
+    masq_srv_refuse(sc, sid, 407, "http_request_denied", "missing or wrong bearer token");
     return;
   }
   char host[MASQ_MAX_HOST + 1], port[8];
   if (match_target(s, h, host, sizeof(host), port, sizeof(port)) != 0) {
-    refuse(sc, sid, 404, "http_request_error", "path does not match the CONNECT-UDP template");
+    masq_srv_refuse(sc, sid, 404, "http_request_error", "path does not match the CONNECT-UDP template");
     return;
   }
   uint16_t portnum = 0;
   const char *bad = check_target(host, port, &portnum);
   if (bad) {
-    refuse(sc, sid, 400, "http_request_error", bad);
+    masq_srv_refuse(sc, sid, 400, "http_request_error", bad);
     return;
   }
   tunnel *t = calloc(1, sizeof(*t));
   if (!t) {
-    refuse(sc, sid, 503, "proxy_internal_error", "out of memory");
+    masq_srv_refuse(sc, sid, 503, "proxy_internal_error", "out of memory");
     return;
   }
+  t->kind = SRV_TUNNEL_UDP;
   t->sc = sc;
   t->sid = sid;
   t->fd = -1;
@@ -268,7 +232,7 @@ void masq_udp_on_request(masq_conn *c, void *ud, int64_t sid, const masq_reqhdrs
   t->state = T_RESOLVING;
   t->rreq = masq_resolve(s->resolver, host, on_resolved, t);
   if (!t->rreq) {
-    refuse(sc, sid, 503, "proxy_internal_error", "too many name lookups in progress");
+    masq_srv_refuse(sc, sid, 503, "proxy_internal_error", "too many name lookups in progress");
     t->state = T_CLOSING;
   }
 }

@@ -148,12 +148,47 @@ static void flush_dirty(masq_loop *loop, void *ud) {
   }
 }
 
+/* ---- requests and tunnels, routed to their handler ------------------- */
+
+static void on_request(masq_conn *c, void *ud, int64_t sid, const masq_reqhdrs *h) {
+  if (h->protocol.present && !strcmp(h->protocol.v, MASQ_PROTO_CONNECT_IP))
+    masq_ip_on_request(c, ud, sid, h);
+  else
+    masq_udp_on_request(c, ud, sid, h); /* also answers what no handler serves */
+}
+
+static int kind_of(void *sud) { return sud ? ((srv_tunnel *)sud)->kind : 0; }
+
+static void on_datagram(masq_conn *c, void *ud, int64_t sid, void *sud, const uint8_t *p,
+                        size_t n) {
+  if (kind_of(sud) == SRV_TUNNEL_IP) masq_ip_on_datagram(c, ud, sid, sud, p, n);
+  else if (kind_of(sud) == SRV_TUNNEL_UDP) masq_udp_on_datagram(c, ud, sid, sud, p, n);
+}
+
+static int on_capsule(masq_conn *c, void *ud, int64_t sid, void *sud, uint64_t type,
+                      const uint8_t *p, size_t n) {
+  /* CONNECT-IP capsules mean nothing on other streams: skipped there. */
+  if (kind_of(sud) != SRV_TUNNEL_IP) return 0;
+  return masq_ip_on_capsule(c, ud, sid, sud, type, p, n);
+}
+
+static void on_stream_end(masq_conn *c, void *ud, int64_t sid, void *sud) {
+  if (kind_of(sud) == SRV_TUNNEL_IP) masq_ip_on_stream_end(c, ud, sid, sud);
+  else if (kind_of(sud) == SRV_TUNNEL_UDP) masq_udp_on_stream_end(c, ud, sid, sud);
+}
+
+static void on_stream_close(masq_conn *c, void *ud, int64_t sid, void *sud, uint64_t err) {
+  if (kind_of(sud) == SRV_TUNNEL_IP) masq_ip_on_stream_close(c, ud, sid, sud, err);
+  else if (kind_of(sud) == SRV_TUNNEL_UDP) masq_udp_on_stream_close(c, ud, sid, sud, err);
+}
+
 static const masq_conn_callbacks server_callbacks = {
     .send = on_send,
-    .on_request = masq_udp_on_request,
-    .on_datagram = masq_udp_on_datagram,
-    .on_stream_end = masq_udp_on_stream_end,
-    .on_stream_close = masq_udp_on_stream_close,
+    .on_request = on_request,
+    .on_datagram = on_datagram,
+    .on_stream_end = on_stream_end,
+    .on_stream_close = on_stream_close,
+    .on_capsule = on_capsule,
 };
 
 static sconn *conn_accept(srv *s, const ngtcp2_path *path, const masq_sockaddr *from,
@@ -375,6 +410,8 @@ static int setup(srv *s, const masq_opts *o) {
     masq_log(MASQ_LOG_ERR, "cannot start the resolver threads: %s", strerror(errno));
     return -1;
   }
+  /* Without a TUN (no privileges) the server still serves CONNECT-UDP. */
+  if (masq_iptun_setup(s) != 0) masq_iptun_teardown(s);
   s->cfg.creds = s->creds;
   /* The connection may idle as long as a tunnel may: RFC 9298 §3 asks
    * for at least two minutes before a silent socket is closed. */
@@ -390,6 +427,7 @@ static int setup(srv *s, const masq_opts *o) {
 
 static void teardown(srv *s) {
   while (s->conns) conn_free(s->conns);
+  masq_iptun_teardown(s);
   if (s->resolver) masq_resolver_free(s->resolver);
   if (s->fd >= 0) {
     if (s->loop) masq_io_stop(s->loop, &s->io);
@@ -420,13 +458,21 @@ int masq_server_run(const masq_opts *o) {
     rv = masq_loop_run(s.loop) == 0 ? 0 : 1;
     masq_log(MASQ_LOG_INFO,
              "stopped: %llu tunnels opened, %llu refused (%llu auth failures), %llu Retry "
-             "packets sent; UDP to targets %llu (dropped %llu), from targets %llu (dropped %llu)",
+             "packets sent; UDP to targets %llu (dropped %llu), from targets %llu (dropped %llu); "
+             "IP packets to the TUN %llu, from it %llu, dropped: %llu malformed, %llu spoofed, "
+             "%llu refused, %llu too big, %llu for nobody, %llu TUN errors; %llu ICMP errors sent",
              (unsigned long long)s.stats.tunnels_opened,
              (unsigned long long)s.stats.tunnels_refused,
              (unsigned long long)s.stats.auth_failures, (unsigned long long)s.stats.retries,
              (unsigned long long)s.stats.udp_tx,
              (unsigned long long)s.stats.udp_tx_drop, (unsigned long long)s.stats.udp_rx,
-             (unsigned long long)s.stats.udp_rx_drop);
+             (unsigned long long)s.stats.udp_rx_drop, (unsigned long long)s.stats.ip_tx,
+             (unsigned long long)s.stats.ip_rx, (unsigned long long)s.stats.ip_drop_malformed,
+             (unsigned long long)s.stats.ip_drop_spoofed,
+             (unsigned long long)s.stats.ip_drop_refused,
+             (unsigned long long)s.stats.ip_drop_too_big,
+             (unsigned long long)s.stats.ip_drop_no_owner,
+             (unsigned long long)s.stats.ip_drop_tun, (unsigned long long)s.stats.icmp_sent);
   }
   teardown(&s);
   return rv;
