@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "io/log.h"
+#include "io/nat.h"
 #include "io/netlink.h"
 #include "io/tun.h"
 #include "proto/ippkt.h"
@@ -136,8 +137,17 @@ int masq_iptun_setup(srv *s) {
   if (masq_io_start(s->loop, &g->io, g->fd, MASQ_EV_READ, on_tun_readable, s) != 0) return -1;
   g->icmp_tokens = ICMP_BURST;
   g->icmp_last = masq_now();
-  warn_if_not_forwarding("/proc/sys/net/ipv4/ip_forward", "IPv4");
-  warn_if_not_forwarding("/proc/sys/net/ipv6/conf/all/forwarding", "IPv6");
+  if (o->nat) {
+    char err[512];
+    g->nat = calloc(1, sizeof(*g->nat));
+    if (!g->nat || masq_nat_up(g->nat, g->name, &o->pool4, &o->pool6, err, sizeof(err)) != 0) {
+      masq_log(MASQ_LOG_ERR, "--nat: %s", g->nat ? err : "out of memory");
+      return -1;
+    }
+  } else {
+    warn_if_not_forwarding("/proc/sys/net/ipv4/ip_forward", "IPv4");
+    warn_if_not_forwarding("/proc/sys/net/ipv6/conf/all/forwarding", "IPv6");
+  }
   char a4[64], a6[64];
   masq_log(MASQ_LOG_INFO, "CONNECT-IP gateway %s: pools %s/%u and %s/%u", g->name,
            masq_ip_format(&o->pool4.ip, a4, sizeof(a4)), (unsigned)o->pool4.plen,
@@ -148,6 +158,10 @@ int masq_iptun_setup(srv *s) {
 void masq_iptun_teardown(srv *s) {
   srv_ip *g = s->ip;
   if (!g) return;
+  if (g->nat) {
+    masq_nat_down(g->nat); /* exactly what masq_nat_up added */
+    free(g->nat);
+  }
   if (g->fd >= 0) {
     if (s->loop) masq_io_stop(s->loop, &g->io);
     close(g->fd); /* the device, its addresses and routes go with it */

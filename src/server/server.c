@@ -410,8 +410,12 @@ static int setup(srv *s, const masq_opts *o) {
     masq_log(MASQ_LOG_ERR, "cannot start the resolver threads: %s", strerror(errno));
     return -1;
   }
-  /* Without a TUN (no privileges) the server still serves CONNECT-UDP. */
-  if (masq_iptun_setup(s) != 0) masq_iptun_teardown(s);
+  /* Without a TUN (no privileges) the server still serves CONNECT-UDP,
+   * unless --nat said CONNECT-IP is what it is for. */
+  if (masq_iptun_setup(s) != 0) {
+    masq_iptun_teardown(s);
+    if (o->nat) return -1;
+  }
   s->cfg.creds = s->creds;
   /* The connection may idle as long as a tunnel may: RFC 9298 §3 asks
    * for at least two minutes before a silent socket is closed. */
