@@ -553,11 +553,15 @@ void masq_ip_on_datagram(masq_conn *c, void *ud, int64_t sid, void *sud, const u
 }
 
 /* Packet Too Big / Fragmentation Needed back to the sender (RFC 9484
- * §10.2), through the kernel, which routes it (and un-NATs it). */
-static void icmp_too_big(srv *s, const uint8_t *pkt, size_t len, int version, size_t mtu) {
+ * §10.2), through the kernel, which routes it (and un-NATs it). It
+ * comes from the tunnel's far end, the packet's destination: the kernel
+ * drops packets entering the TUN from one of its own addresses, such as
+ * the gateway's. */
+static void icmp_too_big(srv *s, const masq_ippkt *p, const uint8_t *pkt, size_t mtu) {
   if (!masq_iptun_icmp_ok(s)) return;
   uint8_t e[MASQ_ICMP_ERROR_MAX];
-  const masq_ip *from = version == 4 ? &s->ip->gw4 : &s->ip->gw6;
+  const masq_ip *from = &p->dst;
+  size_t len = p->len;
   size_t n = masq_icmp_error_build(e, sizeof(e), pkt, len, from, MASQ_ICMP_PACKET_TOO_BIG,
                                    (uint32_t)mtu);
   if (n && masq_iptun_write(s, e, n) == 0) s->stats.icmp_sent++;
@@ -582,7 +586,7 @@ void masq_ip_from_tun(srv *s, uint64_t owner, uint8_t *pkt, size_t len) {
   size_t max = masq_conn_max_datagram(t->sc->c, t->sid);
   if (p.len > max) {
     s->stats.ip_drop_too_big++;
-    if (p.version == 6 || p.df) icmp_too_big(s, pkt, p.len, p.version, max);
+    if (p.version == 6 || p.df) icmp_too_big(s, &p, pkt, max);
     return;
   }
   if (masq_conn_send_datagram(t->sc->c, t->sid, pkt, p.len) == 0) s->stats.ip_rx++;
