@@ -205,6 +205,60 @@ wait_exit "$CLIENT_PID"
 [ "$rc" -eq 0 ] || fail "client exited with $rc on SIGTERM (want 0)"
 assert_clean "after the --route run"
 
+# ---- a scoped request (RFC 9484 §4.6) and the client's route filter -------------
+# The proxy advertises only the target; a packet forced into the tunnel
+# towards anything else is refused by the client itself with an ICMP
+# "administratively prohibited", which the sender sees as EHOSTUNREACH.
+cat >"$TMP/udp_refused.py" <<'PY'
+import errno, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"masq0")
+s.connect((sys.argv[1], 9))
+s.settimeout(3)
+for _ in range(3):
+    s.send(b"x")
+    try:
+        s.recv(10)
+    except OSError as e:
+        if e.errno == errno.EHOSTUNREACH:
+            print("refused: EHOSTUNREACH")
+            sys.exit(0)
+        if not isinstance(e, socket.timeout):
+            print("error", e)
+            sys.exit(1)
+print("no ICMP error came back")
+sys.exit(1)
+PY
+start_client --target $T4 --request-address 10.89.0.77
+grep -q "requesting /.well-known/masque/ip/$T4/\*/" "$CLIENT_LOG" ||
+  fail "scoped request path wrong: $(grep requesting "$CLIENT_LOG")"
+n_c ip -4 -o addr show dev masq0 | grep -q "10.89.0.77/32" ||
+  fail "--request-address 10.89.0.77 not honoured: $(n_c ip -4 -o addr show dev masq0)"
+[ "$(n_c ip route show table $TABLE | awk '{print $1}')" = "$T4" ] ||
+  fail "scoped to $T4 but table $TABLE has: $(n_c ip route show table $TABLE)"
+ping_ok $T4 2 56
+out=$(n_c "$PY" "$TMP/udp_refused.py" 192.0.2.3 2>&1) || fail "192.0.2.3 outside the scope: $out"
+kill -TERM "$CLIENT_PID"
+wait_exit "$CLIENT_PID"
+[ "$rc" -eq 0 ] || fail "client exited with $rc on SIGTERM (want 0)"
+grep -qE "not routed [1-9]" "$CLIENT_LOG" || fail "the refused packets were not counted"
+assert_clean "after the scoped run"
+pretty "--target $T4: path scoped, 10.89.0.77 as requested, one route, other destinations refused with ICMP"
+
+# ---- an outer path too small for 1280-byte inner packets (RFC 9484 §10.1) -------
+n_c ip link set vc-$ID mtu 1300
+N=$((N + 1))
+CLIENT_LOG=$TMP/client$N.log
+bg "client$N" n_c "$MASQ" connect --proxy "https://$S4:443" --ca "$TMP/cert.pem" --token "$TOKEN"
+CLIENT_PID=$LAST_PID
+wait_exit "$CLIENT_PID"
+n_c ip link set vc-$ID mtu 1500
+[ "$rc" -eq 1 ] || fail "client exited with $rc on a 1300-byte outer MTU (want 1 and an error)"
+grep -q "below the 1280 bytes IPv6 needs" "$CLIENT_LOG" ||
+  fail "no clear error for the small outer MTU: $(cat "$CLIENT_LOG")"
+assert_clean "after the MTU failure"
+pretty "outer MTU 1300: refused ($(grep -oE "carries only [0-9]+-byte" "$CLIENT_LOG")), exit 1, namespace as before"
+
 # ---- loss of the server ------------------------------------------------------
 start_client --dns 192.0.2.53
 kill -TERM "$SERVER_PID"
