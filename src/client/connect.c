@@ -419,10 +419,11 @@ static int routed(const cip *s, const masq_ippkt *p) {
  * comes from the packet's destination: a source reached through the
  * tunnel passes reverse-path checks, whereas one of our own addresses
  * would be a martian to the kernel. */
-static void icmp_back(cip *s, const uint8_t *pkt, size_t n, const masq_ippkt *p, int kind) {
+static void icmp_back(cip *s, const uint8_t *pkt, size_t n, const masq_ippkt *p, int kind,
+                      size_t mtu) {
   if (!masq_ratelimit_ok(&s->icmp_rl)) return;
   size_t len = masq_icmp_error_build(s->icmp, sizeof(s->icmp), pkt, n, &p->dst, kind,
-                                     (uint32_t)s->mtu);
+                                     (uint32_t)mtu);
   if (len && masq_tun_write(s->tunfd, s->icmp, len) != 0) s->cnt.tun_write_fail++;
 }
 
@@ -442,19 +443,16 @@ static void outbound(cip *s, const uint8_t *pkt, size_t n) {
   }
   if (!routed(s, &p)) {
     s->cnt.no_route++;
-    icmp_back(s, pkt, n, &p, MASQ_ICMP_DEST_UNREACH_ADMIN);
+    icmp_back(s, pkt, n, &p, MASQ_ICMP_DEST_UNREACH_ADMIN, 0);
     return;
   }
   size_t max = masq_conn_max_datagram(s->c, s->sid);
   if (p.len > max) {
+    /* Only reachable if the datagram limit fell below the device MTU;
+     * the error lets PMTUD inside the tunnel adapt (IPv4 without DF
+     * cannot be told and is just dropped). */
     s->cnt.too_big++;
-    if (p.version == 6 || p.df) {
-      uint32_t mtu = (uint32_t)max;
-      if (p.version == 6 && mtu < MASQ_IPV6_MIN_MTU) return;
-      size_t len = masq_icmp_error_build(s->icmp, sizeof(s->icmp), pkt, n, &p.dst,
-                                         MASQ_ICMP_PACKET_TOO_BIG, mtu);
-      if (len && masq_tun_write(s->tunfd, s->icmp, len) != 0) s->cnt.tun_write_fail++;
-    }
+    if (p.version == 6 || p.df) icmp_back(s, pkt, n, &p, MASQ_ICMP_PACKET_TOO_BIG, max);
     return;
   }
   if (masq_conn_send_datagram(s->c, s->sid, pkt, p.len) != 0) {
@@ -793,18 +791,11 @@ static int tls_setup(cip *s) {
   return 0;
 }
 
-/* Undoes a crashed run's leftovers, then creates the device. */
+/* Creates the device, then undoes a crashed run's leftovers: in that
+ * order, because a run still alive holds the device (EBUSY) and its
+ * configuration must not be "recovered" from under it. */
 static int tun_setup(cip *s) {
   char err[512];
-  int r = masq_ipconf_recover(s->o->tun, err, sizeof(err));
-  if (r < 0) {
-    masq_log(MASQ_LOG_ERR, "cannot undo a previous run's configuration: %s; fix it by hand and "
-             "remove the state file", err);
-    return -1;
-  }
-  if (r > 0)
-    masq_log(MASQ_LOG_WARN, "undid the rules and resolv.conf changes a previous masq connect "
-             "on %s left behind", s->o->tun);
   s->tunfd = masq_tun_open(s->o->tun, 0, s->tun, sizeof(s->tun));
   if (s->tunfd < 0) {
     masq_log(MASQ_LOG_ERR, "cannot create TUN device %s: %s%s", s->o->tun, strerror(errno),
@@ -813,6 +804,15 @@ static int tun_setup(cip *s) {
                               : "");
     return -1;
   }
+  int r = masq_ipconf_recover(s->tun, err, sizeof(err));
+  if (r < 0) {
+    masq_log(MASQ_LOG_ERR, "cannot undo a previous run's configuration: %s; fix it by hand and "
+             "remove the state file", err);
+    return -1;
+  }
+  if (r > 0)
+    masq_log(MASQ_LOG_WARN, "undid the rules and resolv.conf changes a previous masq connect "
+             "on %s left behind", s->tun);
   int ifindex = masq_nl_ifindex(s->tun);
   if (ifindex < 0) {
     masq_log(MASQ_LOG_ERR, "cannot find the index of %s: %s", s->tun, strerror(errno));
@@ -843,8 +843,8 @@ static void teardown(cip *s) {
   if (s->loop) {
     masq_timer_stop(s->loop, &s->timer);
     masq_timer_stop(s->loop, &s->wait);
-    if (s->tio.fd >= 0) masq_io_stop(s->loop, &s->tio);
-    if (s->fd >= 0) masq_io_stop(s->loop, &s->io);
+    masq_io_stop(s->loop, &s->tio); /* a no-op for one never started */
+    masq_io_stop(s->loop, &s->io);
   }
   if (s->c) masq_conn_free(s->c);
   s->c = NULL;

@@ -182,6 +182,16 @@ for t in $T4 $T6; do
 done
 grep -q "masq connect: .*error" "$CLIENT_LOG" && fail "client logged an error"
 
+# A second client on the same device must stop without touching the
+# first one's configuration (its crash recovery must not mistake the
+# live run's rules for leftovers).
+out=$(n_c "$MASQ" connect --proxy "https://$S4:443" --ca "$TMP/cert.pem" --token "$TOKEN" 2>&1) &&
+  fail "a second masq connect on masq0 started"
+grep -q "another program uses it" <<<"$out" || fail "second client: unclear error: $out"
+n_c ip rule | grep -q "lookup $TABLE" || fail "the second client removed the first one's rules"
+ping_ok $T4 1 56
+pretty "a second client on masq0 is refused ($(head -n1 <<<"$out")); the first keeps working"
+
 kill -TERM "$CLIENT_PID"
 wait_exit "$CLIENT_PID"
 [ "$rc" -eq 0 ] || fail "client exited with $rc on SIGTERM (want 0)"
