@@ -91,6 +91,7 @@ typedef struct cip {
   masq_ip_assignment asg[ASSIGN_CAP];
   masq_iprange ra[RANGE_CAP], rb[RANGE_CAP], rc[RANGE_CAP];
   masq_cidr cidrs[MASQ_IPCONF_MAX_ROUTES];
+  /* Largest entry: 8-byte request ID, version, IPv6 address, prefix. */
   uint8_t capbuf[ASSIGN_CAP * 26];
   uint8_t buf[65536];
   uint8_t icmp[MASQ_ICMP_ERROR_MAX];
