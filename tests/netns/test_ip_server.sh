@@ -17,6 +17,8 @@ topo_up
 n_s sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 n_t ip route add $POOL4 via $SI4
 n_t ip -6 route add $POOL6 via $SI6
+ns_etc "$NS_S" hosts "$T4 target.test"
+ns_etc "$NS_C" hosts "$T4 target.test"
 start_server --pool4 $POOL4 --pool6 $POOL6
 wait_log_fixed "$TMP/server.log" "CONNECT-IP gateway"
 
@@ -37,6 +39,8 @@ probe ip-request
 probe ip-spoof
 probe ip-scope --target "$T4:7"
 probe ip-scope --target "[$T6]:7"
+# A name: the server resolves it off the loop and scopes to its address.
+probe ip-scope --target "target.test:7"
 probe ip-bad-scope
 probe ip-bad-capsule
 probe ip-two

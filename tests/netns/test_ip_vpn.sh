@@ -54,10 +54,32 @@ A6=$(n_c ip -6 -o addr show dev masq0 scope global | awk '{print $4}' | cut -d/ 
 pretty "client up: mtu $MTU, $A4, $A6"
 [ "$MTU" -ge 1280 ] || fail "tunnel MTU $MTU is below IPv6's 1280"
 
+# RFC 9484 §11: the outer packets are Not-ECT and carry no DSCP, whatever
+# the inner ones say. The server namespace counts arriving QUIC packets,
+# and those with any DSCP or ECN bits, while the client pings with TOS
+# 0xb9 (DSCP EF, ECT(1)) inside.
+n_s nft -f - <<'NFT'
+table inet tos_check {
+  chain in {
+    type filter hook input priority 0;
+    udp dport 443 counter
+    udp dport 443 ip dscp != cs0 counter
+    udp dport 443 ip ecn != not-ect counter
+  }
+}
+NFT
+counters() { n_s nft list chain inet tos_check in | sed -nE 's/.*counter packets ([0-9]+).*/\1/p' | tr '\n' ' '; }
+
 # ping both ways of both families (the server masquerades: the target
 # sees the server's address).
-n_c ping -c 2 -W 3 $T4 >"$TMP/ping4.log" || fail "IPv4 ping through the tunnel failed"
-n_c ping -6 -c 2 -W 3 $T6 >"$TMP/ping6.log" || fail "IPv6 ping through the tunnel failed"
+n_c ping -c 2 -W 3 -Q 0xb9 $T4 >"$TMP/ping4.log" || fail "IPv4 ping through the tunnel failed"
+n_c ping -6 -c 2 -W 3 -Q 0xb9 $T6 >"$TMP/ping6.log" || fail "IPv6 ping through the tunnel failed"
+read -r quic dscp ecn <<<"$(counters)"
+[ "${quic:-0}" -gt 0 ] || fail "the TOS check counted no QUIC packets (rule broken?)"
+[ "$dscp" = 0 ] && [ "$ecn" = 0 ] ||
+  fail "outer packets with DSCP ($dscp) or ECN ($ecn) bits out of $quic"
+n_s nft delete table inet tos_check
+pretty "inner TOS 0xb9: $quic outer packets, none with DSCP or ECN bits"
 # Full-size packets cross too: MTU-sized pings with DF.
 n_c ping -c 1 -W 3 -M do -s $((MTU - 28)) $T4 >>"$TMP/ping4.log" ||
   fail "an MTU-sized IPv4 ping ($MTU bytes) did not cross"

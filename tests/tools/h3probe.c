@@ -13,6 +13,7 @@
  * purpose: a well-behaved client cannot send the broken input the server
  * must survive. */
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1034,9 +1035,21 @@ static int send_expect_icmp(probe *p, pstream *s, const uint8_t *pkt, size_t n, 
               type, code, ECHO_TRIES, s->ndgrams);
 }
 
+/* --target's host as an address; a name is resolved here the way the
+ * server resolves it (both namespaces share the test's hosts file). */
 static int target_ip(probe *p, masq_ip *ip) {
-  if (masq_ip_parse(p->thost, ip) != 0) return fail(p, "--target needs an IP address here");
-  return 0;
+  if (masq_ip_parse(p->thost, ip) == 0) return 0;
+  struct addrinfo hints = {.ai_socktype = SOCK_DGRAM}, *res = NULL;
+  if (getaddrinfo(p->thost, NULL, &hints, &res) != 0 || !res)
+    return fail(p, "--target %s: neither an address nor a name that resolves", p->thost);
+  masq_sockaddr sa;
+  memset(&sa, 0, sizeof(sa));
+  memcpy(&sa.u.ss, res->ai_addr, res->ai_addrlen);
+  sa.len = res->ai_addrlen;
+  uint16_t port;
+  int rv = masq_sockaddr_to_ip(&sa, ip, &port);
+  freeaddrinfo(res);
+  return rv == 0 ? 0 : fail(p, "--target %s resolved to an unusable address", p->thost);
 }
 
 static int ping_through(probe *p, pstream *s, const masq_ip *dst, const char *what) {
