@@ -27,9 +27,11 @@ CASES=("1 stream|" "4 streams|-P 4" "1 stream, reverse|-R" "4 streams, reverse|-
 
 # A server killed rather than stopped leaves its NAT state file in
 # /run/masq (nat.h); the namespace it describes is gone after cleanup.
+# KEEP_LOGS=DIR keeps the processes' logs (masq's exit totals) there.
 bench_cleanup() {
   set +e
   stop_all
+  [ -n "${KEEP_LOGS:-}" ] && mkdir -p "$KEEP_LOGS" && cp "$TMP"/*.log "$KEEP_LOGS"/
   local ino
   ino=$(stat -L -c %i "/run/netns/$NS_S" 2>/dev/null) &&
     rm -f "/run/masq/nat-$SRV_TUN.$ino.state"
@@ -97,6 +99,7 @@ done
 n_c ip route get "$T4" | grep -q "dev $CLI_TUN" || fail "no route to $T4 through $CLI_TUN after 15 s"
 n_s nft list table inet "masq_$SRV_TUN" | grep -q masquerade || fail "no masquerade rule in the server namespace"
 
+TUN_MTU=$(n_c cat "/sys/class/net/$CLI_TUN/mtu")
 for c in "${CASES[@]}"; do
   label=${c%%|*} args=${c#*|}
   before=$(tun_bytes "$NS_C" "$CLI_TUN")
@@ -125,7 +128,7 @@ SERVER_PID=
 n_s nft list tables | grep -q "masq_$SRV_TUN" && fail "the server left its NAT table behind"
 [ "$(n_s sysctl -n net.ipv4.ip_forward)" = 0 ] || fail "the server left ip_forward on"
 
-echo "== $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), Linux $(uname -r), iperf3 TCP ${SECS} s to $T4"
+echo "== $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), Linux $(uname -r), iperf3 TCP ${SECS} s to $T4, tunnel MTU $TUN_MTU"
 printf '%-22s %14s %14s %8s\n' test "direct Gbit/s" "masq Gbit/s" ratio
 for c in "${CASES[@]}"; do
   label=${c%%|*}
