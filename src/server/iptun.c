@@ -145,6 +145,11 @@ int masq_iptun_setup(srv *s) {
       return -1;
     }
   } else {
+    /* A crashed --nat run on this TUN name left rules and sysctls behind:
+     * undo them even though this run does not want NAT. */
+    char err[512];
+    if (masq_nat_recover(g->name, err, sizeof(err)) != 0)
+      masq_log(MASQ_LOG_WARN, "leftovers of an earlier --nat run: %s", err);
     warn_if_not_forwarding("/proc/sys/net/ipv4/ip_forward", "IPv4");
     warn_if_not_forwarding("/proc/sys/net/ipv6/conf/all/forwarding", "IPv6");
   }
