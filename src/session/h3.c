@@ -73,6 +73,8 @@ masq_stream *masq_stream_new(masq_conn *c, int64_t sid) {
 
 void masq_stream_free(masq_conn *c, masq_stream *s) {
   if (!s) return;
+  /* Bytes the owner never consumed still hold connection-level credit. */
+  if (s->unconsumed) ngtcp2_conn_extend_max_offset(c->qc, s->unconsumed);
   table_remove(c, s);
   c->nstreams--;
   if (s->prev) s->prev->next = s->next;
@@ -136,8 +138,16 @@ nghttp3_ssize masq_h3_read_body(nghttp3_conn *h3, int64_t sid, nghttp3_vec *vec,
 /* ---- nghttp3 callbacks ----------------------------------------------- */
 
 static int on_acked(nghttp3_conn *h3, int64_t sid, uint64_t len, void *ud, void *sud) {
+  masq_conn *c = ud;
   masq_stream *s = sud;
-  if (s) s->sbuf.acked += len;
+  if (!s) return 0;
+  s->sbuf.acked += len;
+  /* Resume a reader that found the buffer full once a quarter is free,
+   * not on every acknowledgement. */
+  if (s->want_writable && s->sbuf.cap - (s->sbuf.end - s->sbuf.acked) >= s->sbuf.cap / 4) {
+    s->want_writable = 0;
+    if (c->cb.on_writable) c->cb.on_writable(c, c->ud, sid, s->sud);
+  }
   return 0;
 }
 
@@ -156,6 +166,12 @@ static int on_recv_data(nghttp3_conn *h3, int64_t sid, const uint8_t *data, size
                         void *ud, void *sud) {
   masq_conn *c = ud;
   masq_stream *s = sud;
+  if (s && s->bytes) {
+    /* TCP bytes: credit returns only as the owner passes them on. */
+    s->unconsumed += len;
+    if (c->cb.on_data) c->cb.on_data(c, c->ud, sid, s->sud, data, len);
+    return 0;
+  }
   /* Body bytes are consumed at once: capsules are parsed as they stream
    * past (RFC 9297 §3.3 warns against holding flow control). */
   masq_conn_consume(c, sid, len);
@@ -202,6 +218,13 @@ static int on_end_headers(nghttp3_conn *h3, int64_t sid, int fin, void *ud, void
   if (!s || !s->hdrs) return 0;
   masq_reqhdrs *h = s->hdrs;
   s->hdrs = NULL;
+  if (c->is_server && h->method.present && !strcmp(h->method.v, "CONNECT") &&
+      !h->protocol.present) {
+    /* A plain CONNECT (RFC 9114 §4.4): its body is TCP bytes, possibly
+     * sent before our answer, never capsules. */
+    s->capsules = 0;
+    s->bytes = 1;
+  }
   if (c->is_server) {
     if (c->cb.on_request) c->cb.on_request(c, c->ud, sid, h);
   } else if (c->cb.on_response) {
@@ -410,4 +433,73 @@ int masq_conn_reset_stream(masq_conn *c, int64_t sid, uint64_t h3_error) {
   if (s) s->tunnel = 0;
   int rv = ngtcp2_conn_shutdown_stream(c->qc, 0, sid, h3_error);
   return rv == 0 ? 0 : MASQ_SESS_ERR_STREAM;
+}
+
+/* ---- byte streams (plain CONNECT) -------------------------------------- */
+
+int64_t masq_conn_submit_tcp_connect(masq_conn *c, const char *authority, const char *token,
+                                     void *sud) {
+  int64_t sid;
+  int rv = ngtcp2_conn_open_bidi_stream(c->qc, &sid, NULL);
+  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return MASQ_SESS_ERR_BLOCKED;
+  if (rv != 0) return MASQ_SESS_ERR_FATAL;
+  char auth[MASQ_MAX_HEADER_VALUE + 8];
+  /* RFC 9114 §4.4: :method and :authority only. */
+  nghttp3_nv nva[3] = {NV(":method", "CONNECT"), NV(":authority", authority)};
+  size_t n = 2;
+  if (token) {
+    snprintf(auth, sizeof(auth), "Bearer %s", token);
+    nghttp3_nv a = NV("proxy-authorization", auth);
+    a.flags = NGHTTP3_NV_FLAG_NEVER_INDEX;
+    nva[n++] = a;
+  }
+  masq_stream *s = masq_stream_new(c, sid);
+  if (!s) return MASQ_SESS_ERR_NOMEM;
+  s->sud = sud;
+  s->bytes = 1;
+  s->has_body = 1;
+  nghttp3_data_reader dr = {masq_h3_read_body};
+  rv = nghttp3_conn_submit_request(c->h3, sid, nva, n, &dr, s);
+  if (rv != 0) {
+    masq_stream_free(c, s);
+    ngtcp2_conn_shutdown_stream(c->qc, 0, sid, NGHTTP3_H3_INTERNAL_ERROR);
+    return MASQ_SESS_ERR_FATAL;
+  }
+  return sid;
+}
+
+int masq_conn_accept_stream(masq_conn *c, int64_t sid, void *sud) {
+  masq_stream *s = masq_stream_get(c, sid);
+  if (!s || s->responded) return MASQ_SESS_ERR_STREAM;
+  nghttp3_nv nva[1] = {NV(":status", "200")};
+  s->responded = 1;
+  s->capsules = 0;
+  s->bytes = 1;
+  s->has_body = 1;
+  if (sud) s->sud = sud;
+  nghttp3_data_reader dr = {masq_h3_read_body};
+  return nghttp3_conn_submit_response(c->h3, sid, nva, 1, &dr) == 0 ? 0 : MASQ_SESS_ERR_FATAL;
+}
+
+long masq_conn_stream_send(masq_conn *c, int64_t sid, const uint8_t *p, size_t n) {
+  masq_stream *s = masq_stream_get(c, sid);
+  if (!s || !s->bytes || !s->has_body || s->fin_pending || s->fin_sent)
+    return MASQ_SESS_ERR_STREAM;
+  masq_sbuf *b = &s->sbuf;
+  size_t room = b->data ? b->cap - (size_t)(b->end - b->acked) : MASQ_STREAM_SBUF;
+  if (n > room) {
+    n = room;
+    s->want_writable = 1; /* the rest waits for acknowledgements */
+  }
+  if (n == 0) return 0;
+  int rv = masq_stream_write(c, s, p, n, 0);
+  return rv == 0 ? (long)n : rv;
+}
+
+void masq_conn_stream_consume(masq_conn *c, int64_t sid, size_t n) {
+  masq_stream *s = masq_stream_get(c, sid);
+  if (!s || !s->bytes) return;
+  if (n > s->unconsumed) n = (size_t)s->unconsumed;
+  s->unconsumed -= n;
+  masq_conn_consume(c, sid, n);
 }

@@ -41,6 +41,9 @@ typedef struct masq_stream {
   unsigned fin_sent : 1;
   unsigned has_body : 1;    /* a data reader is attached */
   unsigned ip : 1;          /* RFC 9484 tunnel: IP packets, datagrams only */
+  unsigned bytes : 1;       /* plain CONNECT: DATA carries TCP bytes */
+  unsigned want_writable : 1; /* a send was cut short: tell on_writable */
+  uint64_t unconsumed;      /* byte stream: delivered, not yet consumed */
   masq_conn *parser_conn; /* for the capsule callbacks */
   masq_capsule_parser parser;
   masq_sbuf sbuf;

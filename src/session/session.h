@@ -77,6 +77,14 @@ typedef struct masq_conn_callbacks {
    * the stream with H3_EXCESSIVE_LOAD. */
   int (*on_capsule)(masq_conn *c, void *ud, int64_t sid, void *sud, uint64_t type,
                     const uint8_t *p, size_t n);
+  /* Bytes arriving on a byte stream (see "Byte streams" below). The
+   * owner passes them on and calls masq_conn_stream_consume once they are
+   * gone: until then they count against the peer's flow-control window,
+   * which is what slows a sender down when the reader is slow. */
+  void (*on_data)(masq_conn *c, void *ud, int64_t sid, void *sud, const uint8_t *p, size_t n);
+  /* Room freed in a byte stream's send buffer after masq_conn_stream_send
+   * took less than it was offered. */
+  void (*on_writable)(masq_conn *c, void *ud, int64_t sid, void *sud);
 } masq_conn_callbacks;
 
 /* Largest capsule payload (CONNECT-IP control capsule or DATAGRAM capsule)
@@ -93,6 +101,7 @@ typedef struct masq_conn_config {
   int no_h3_datagram;       /* act as a peer without HTTP/3 datagrams: no
                                max_datagram_frame_size, SETTINGS_H3_DATAGRAM=0,
                                capsules only (for tests of the fallback) */
+  int cc_bbr;               /* congestion control: BBR instead of CUBIC */
 } masq_conn_config;
 
 /* Client: starts a connection from local to remote. err gets a one-line
@@ -189,6 +198,32 @@ int masq_conn_end_stream(masq_conn *c, int64_t sid);
 
 /* Aborts sid in both directions with an HTTP/3 error code. */
 int masq_conn_reset_stream(masq_conn *c, int64_t sid, uint64_t h3_error);
+
+/* ---- Byte streams: plain CONNECT for TCP (RFC 9114 §4.4) ----------------
+ * After a 2xx the request stream's DATA frames carry the TCP bytes both
+ * ways, with nothing else (no capsules). Memory stays bounded by the
+ * windows: what a peer sends is limited by the stream's flow-control
+ * window (returned only as the owner consumes), what the owner sends by
+ * the stream's send buffer (MASQ_STREAM_SBUF, freed as the peer
+ * acknowledges). FIN maps to masq_conn_end_stream / on_stream_end, and
+ * an abort to masq_conn_reset_stream / on_stream_close's error code. */
+
+/* Client: a plain CONNECT to authority "host:port" (RFC 9114 §4.4: no
+ * :protocol, :scheme or :path) with a bearer Proxy-Authorization if token
+ * is non-NULL. The response comes to on_response; after a 2xx, bytes
+ * flow. Returns the stream ID or a MASQ_SESS_ERR. */
+int64_t masq_conn_submit_tcp_connect(masq_conn *c, const char *authority, const char *token,
+                                     void *sud);
+
+/* Server: answers a plain CONNECT with 200 and makes sid a byte stream. */
+int masq_conn_accept_stream(masq_conn *c, int64_t sid, void *sud);
+
+/* Queues up to n bytes on byte stream sid. Returns how many it took
+ * (possibly 0: wait for on_writable), or MASQ_SESS_ERR_STREAM. */
+long masq_conn_stream_send(masq_conn *c, int64_t sid, const uint8_t *p, size_t n);
+
+/* Returns flow-control credit for n bytes delivered by on_data. */
+void masq_conn_stream_consume(masq_conn *c, int64_t sid, size_t n);
 
 const masq_conn_stats *masq_conn_get_stats(const masq_conn *c);
 
