@@ -161,6 +161,9 @@ static const struct opt opts[] = {
      .help = "close a tunnel silent for this long (default 120)"},
     {.name = "max-tunnels", .ini = "MaxTunnels", .cmds = SRV, .type = T_UINT, FIELD(max_tunnels),
      .min = 1, .max = 65535, .metavar = "N", .help = "tunnels per QUIC connection (default 256)"},
+    {.name = "connect-timeout", .ini = "ConnectTimeout", .cmds = SRV, .type = T_UINT,
+     FIELD(connect_timeout), .min = 1, .max = 300, .metavar = "SECONDS",
+     .help = "give up on a TCP target that has not answered in this long (default 10)"},
     {.name = "max-connections", .ini = "MaxConnections", .cmds = SRV, .type = T_UINT,
      FIELD(max_conns), .min = 1, .max = 1000000, .metavar = "N",
      .help = "QUIC connections at once (default 1024)"},
@@ -732,6 +735,7 @@ void masq_opts_init(masq_opts *o, masq_cmd cmd) {
   o->idle_timeout = 120;
   o->max_tunnels = 256;
   o->max_conns = 1024;
+  o->connect_timeout = 10;
   snprintf(o->out_cert, sizeof(o->out_cert), "%s", "cert.pem");
   snprintf(o->out_key, sizeof(o->out_key), "%s", "key.pem");
   o->days = 365;

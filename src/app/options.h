@@ -40,6 +40,7 @@ typedef struct masq_opts {
   unsigned idle_timeout;   /* seconds a tunnel may stay silent; default 120 */
   unsigned max_tunnels;    /* per QUIC connection; default 256 */
   unsigned max_conns;      /* per server; default 1024 */
+  unsigned connect_timeout; /* seconds for a TCP target to answer; default 10 */
   /* CONNECT-IP (server) */
   masq_cidr pool4, pool6;  /* address pools; family 0 = none */
   int nat;                 /* set up forwarding + masquerading, undo on exit */

@@ -25,11 +25,13 @@ typedef struct srv_stats {
   uint64_t ip_tx, ip_rx;
   uint64_t ip_drop_malformed, ip_drop_spoofed, ip_drop_refused, ip_drop_too_big;
   uint64_t ip_drop_no_owner, ip_drop_tun, icmp_sent;
+  /* plain CONNECT: TCP flows and their bytes */
+  uint64_t tcp_opened, tcp_failed, tcp_bytes_up, tcp_bytes_down;
 } srv_stats;
 
 /* Every stream's user pointer starts with its handler's kind, so the
  * per-stream callbacks can be routed without a lookup. */
-enum { SRV_TUNNEL_UDP = 1, SRV_TUNNEL_IP = 2 };
+enum { SRV_TUNNEL_UDP = 1, SRV_TUNNEL_IP = 2, SRV_TUNNEL_TCP = 3 };
 typedef struct srv_tunnel {
   int kind;
 } srv_tunnel;
@@ -115,6 +117,15 @@ void masq_ip_on_stream_close(masq_conn *c, void *ud, int64_t sid, void *sud,
 /* A packet read from the gateway's TUN for the tunnel that leases its
  * destination (owner is the pool's owner tag). */
 void masq_ip_from_tun(srv *s, uint64_t owner, uint8_t *pkt, size_t len);
+
+/* connect_tcp.c: plain CONNECT to TCP targets (RFC 9114 §4.4). */
+void masq_tcp_on_request(masq_conn *c, void *ud, int64_t sid, const masq_reqhdrs *h);
+void masq_tcp_on_data(masq_conn *c, void *ud, int64_t sid, void *sud, const uint8_t *p,
+                      size_t n);
+void masq_tcp_on_writable(masq_conn *c, void *ud, int64_t sid, void *sud);
+void masq_tcp_on_stream_end(masq_conn *c, void *ud, int64_t sid, void *sud);
+void masq_tcp_on_stream_close(masq_conn *c, void *ud, int64_t sid, void *sud,
+                              uint64_t app_error);
 
 /* iptun.c */
 /* Creates the TUN, pools and (with --nat) NAT. Returns 0, or -1 after
