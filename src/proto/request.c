@@ -170,6 +170,30 @@ void masq_reqcheck_connect(const masq_reqhdrs *h, const char *protocol, masq_req
     out->capsule_protocol = 1;
 }
 
+/* RFC 9114 §4.4: a CONNECT without :protocol carries :authority (the
+ * target's host:port) and omits :scheme and :path. */
+void masq_reqcheck_tcp(const masq_reqhdrs *h, masq_reqcheck *out) {
+  memset(out, 0, sizeof(*out));
+  const char *why = malformed(h);
+  if (why) {
+    reject(out, 400, "http_request_error", why);
+    return;
+  }
+  if (!field_is(&h->method, "CONNECT")) {
+    reject(out, 405, "http_request_error", "method not allowed, use CONNECT");
+    return;
+  }
+  if (h->protocol.present) {
+    reject(out, 400, "http_request_error", "Extended CONNECT is not a plain CONNECT");
+    return;
+  }
+  if (h->scheme.present || h->path.present) {
+    reject(out, 400, "http_request_error", "CONNECT with :scheme or :path (RFC 9114 §4.4)");
+    return;
+  }
+  if (!filled(&h->authority)) reject(out, 400, "http_request_error", "missing :authority");
+}
+
 /* ---- bearer tokens ---- */
 
 static int is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }

@@ -66,6 +66,12 @@ typedef struct masq_reqcheck {
  * absent, as RFC 9297 §3.4 requires, and are not errors. */
 void masq_reqcheck_connect(const masq_reqhdrs *h, const char *protocol, masq_reqcheck *out);
 
+/* Validates h as a plain CONNECT (RFC 9114 §4.4): well-formed as above,
+ * :method CONNECT (else 405), no :protocol, :scheme or :path and a
+ * non-empty :authority (else 400). The caller parses :authority as
+ * host:port. */
+void masq_reqcheck_tcp(const masq_reqhdrs *h, masq_reqcheck *out);
+
 /* Extracts the bearer token from Proxy-Authorization, else Authorization
  * ("Bearer" is case-insensitive, then 1*SP and a b64token, RFC 6750 §2.1;
  * surrounding spaces are ignored). Returns a pointer into h (not

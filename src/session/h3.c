@@ -51,6 +51,7 @@ masq_stream *masq_stream_new(masq_conn *c, int64_t sid) {
   masq_stream *s = calloc(1, sizeof(*s));
   if (!s) return NULL;
   s->id = sid;
+  s->sbuf.limit = MASQ_STREAM_SBUF;
   /* A client's stream enters nghttp3 only with its request, which takes
    * the pointer itself; a server's already exists there. */
   if (c->is_server && nghttp3_conn_set_stream_user_data(c->h3, sid, s) != 0) {
@@ -81,27 +82,64 @@ void masq_stream_free(masq_conn *c, masq_stream *s) {
   else c->streams = s->next;
   if (s->next) s->next->prev = s->prev;
   free(s->hdrs);
-  free(s->sbuf.data);
+  masq_sbuf_free(&s->sbuf);
   free(s);
 }
 
-/* Appends to the stream's send ring; all or nothing. FIN is sent once the
- * ring drains. */
+/* The block holding absolute offset off (which must be in [base, end]). */
+static masq_sblock *sblock_at(const masq_sbuf *b, uint64_t off, size_t *pos) {
+  masq_sblock *k = b->head;
+  uint64_t rel = off - b->base;
+  while (rel >= MASQ_SBLOCK && k) {
+    k = k->next;
+    rel -= MASQ_SBLOCK;
+  }
+  *pos = (size_t)rel;
+  return k;
+}
+
+/* Drops the blocks whose every byte the peer has acknowledged. */
+static void sbuf_trim(masq_sbuf *b) {
+  while (b->head && b->acked - b->base >= MASQ_SBLOCK) {
+    masq_sblock *k = b->head;
+    b->head = k->next;
+    if (!b->head) b->tail = NULL;
+    b->base += MASQ_SBLOCK;
+    free(k);
+  }
+}
+
+void masq_sbuf_free(masq_sbuf *b) {
+  while (b->head) {
+    masq_sblock *k = b->head;
+    b->head = k->next;
+    free(k);
+  }
+  b->tail = NULL;
+}
+
+/* Appends to the stream's send buffer; all or nothing. FIN is sent once
+ * the buffer drains. */
 int masq_stream_write(masq_conn *c, masq_stream *s, const uint8_t *p, size_t n, int fin) {
   masq_sbuf *b = &s->sbuf;
   if (s->fin_pending || s->fin_sent || !s->has_body) return MASQ_SESS_ERR_STREAM;
-  if (n) {
-    if (!b->data) {
-      b->data = malloc(MASQ_STREAM_SBUF);
-      if (!b->data) return MASQ_SESS_ERR_NOMEM;
-      b->cap = MASQ_STREAM_SBUF;
+  if (n > masq_sbuf_room(b)) return MASQ_SESS_ERR_QUEUE_FULL;
+  while (n) {
+    size_t used = (size_t)((b->end - b->base) % MASQ_SBLOCK);
+    if (!b->tail || (used == 0 && b->end != b->base)) {
+      masq_sblock *k = malloc(sizeof(*k)); /* one per 64 KiB, not per packet */
+      if (!k) return MASQ_SESS_ERR_NOMEM;
+      k->next = NULL;
+      if (b->tail) b->tail->next = k;
+      else b->head = k;
+      b->tail = k;
+      used = 0;
     }
-    if (b->end - b->acked + n > b->cap) return MASQ_SESS_ERR_QUEUE_FULL;
-    size_t pos = (size_t)(b->end % b->cap);
-    size_t first = b->cap - pos < n ? b->cap - pos : n;
-    memcpy(b->data + pos, p, first);
-    memcpy(b->data, p + first, n - first);
-    b->end += n;
+    size_t take = MASQ_SBLOCK - used < n ? MASQ_SBLOCK - used : n;
+    memcpy(b->tail->data + used, p, take);
+    b->end += take;
+    p += take;
+    n -= take;
   }
   if (fin) s->fin_pending = 1;
   nghttp3_conn_resume_stream(c->h3, s->id);
@@ -115,14 +153,17 @@ nghttp3_ssize masq_h3_read_body(nghttp3_conn *h3, int64_t sid, nghttp3_vec *vec,
   masq_sbuf *b = &s->sbuf;
   size_t n = 0;
   uint64_t off = b->sent;
-  while (off < b->end && n < veccnt) {
-    size_t pos = (size_t)(off % b->cap);
-    size_t len = (size_t)(b->end - off);
-    if (len > b->cap - pos) len = b->cap - pos;
-    vec[n].base = b->data + pos;
+  size_t pos;
+  masq_sblock *k = off < b->end ? sblock_at(b, off, &pos) : NULL;
+  while (k && off < b->end && n < veccnt) {
+    size_t len = MASQ_SBLOCK - pos;
+    if (len > b->end - off) len = (size_t)(b->end - off);
+    vec[n].base = k->data + pos;
     vec[n].len = len;
     off += len;
     n++;
+    k = k->next;
+    pos = 0;
   }
   b->sent = off;
   if (off == b->end && s->fin_pending) {
@@ -142,9 +183,10 @@ static int on_acked(nghttp3_conn *h3, int64_t sid, uint64_t len, void *ud, void 
   masq_stream *s = sud;
   if (!s) return 0;
   s->sbuf.acked += len;
+  sbuf_trim(&s->sbuf);
   /* Resume a reader that found the buffer full once a quarter is free,
    * not on every acknowledgement. */
-  if (s->want_writable && s->sbuf.cap - (s->sbuf.end - s->sbuf.acked) >= s->sbuf.cap / 4) {
+  if (s->want_writable && masq_sbuf_room(&s->sbuf) >= s->sbuf.limit / 4) {
     s->want_writable = 0;
     if (c->cb.on_writable) c->cb.on_writable(c, c->ud, sid, s->sud);
   }
@@ -457,6 +499,7 @@ int64_t masq_conn_submit_tcp_connect(masq_conn *c, const char *authority, const 
   if (!s) return MASQ_SESS_ERR_NOMEM;
   s->sud = sud;
   s->bytes = 1;
+  s->sbuf.limit = MASQ_STREAM_SBUF_BYTES;
   s->has_body = 1;
   nghttp3_data_reader dr = {masq_h3_read_body};
   rv = nghttp3_conn_submit_request(c->h3, sid, nva, n, &dr, s);
@@ -475,18 +518,26 @@ int masq_conn_accept_stream(masq_conn *c, int64_t sid, void *sud) {
   s->responded = 1;
   s->capsules = 0;
   s->bytes = 1;
+  s->sbuf.limit = MASQ_STREAM_SBUF_BYTES;
   s->has_body = 1;
   if (sud) s->sud = sud;
   nghttp3_data_reader dr = {masq_h3_read_body};
   return nghttp3_conn_submit_response(c->h3, sid, nva, 1, &dr) == 0 ? 0 : MASQ_SESS_ERR_FATAL;
 }
 
+size_t masq_conn_stream_room(masq_conn *c, int64_t sid) {
+  masq_stream *s = masq_stream_get(c, sid);
+  if (!s || !s->bytes || !s->has_body || s->fin_pending || s->fin_sent) return 0;
+  size_t room = masq_sbuf_room(&s->sbuf);
+  if (room == 0) s->want_writable = 1;
+  return room;
+}
+
 long masq_conn_stream_send(masq_conn *c, int64_t sid, const uint8_t *p, size_t n) {
   masq_stream *s = masq_stream_get(c, sid);
   if (!s || !s->bytes || !s->has_body || s->fin_pending || s->fin_sent)
     return MASQ_SESS_ERR_STREAM;
-  masq_sbuf *b = &s->sbuf;
-  size_t room = b->data ? b->cap - (size_t)(b->end - b->acked) : MASQ_STREAM_SBUF;
+  size_t room = masq_sbuf_room(&s->sbuf);
   if (n > room) {
     n = room;
     s->want_writable = 1; /* the rest waits for acknowledgements */

@@ -15,18 +15,37 @@
  * larger DATAGRAM capsules are dropped unbuffered (RFC 9298 §5), larger
  * CONNECT-IP capsules abort the stream. */
 #define MASQ_CAPSULE_BUF MASQ_SESS_CAPSULE_MAX
-/* Bytes of capsules one stream may have waiting for acknowledgement. */
-#define MASQ_STREAM_SBUF (64 * 1024)
+/* A stream's send buffer is a chain of blocks, so it can grow while
+ * nghttp3 still points into the older blocks (it keeps references to
+ * sent data until the peer acknowledges it, so nothing may move). */
+#define MASQ_SBLOCK (64 * 1024)
+/* What one stream may have waiting for acknowledgement: capsules (a
+ * tunnel's control traffic) need little; a TCP byte stream needs about
+ * a bandwidth-delay product (1 MiB is 800 Mbit/s at 10 ms). */
+#define MASQ_STREAM_SBUF MASQ_SBLOCK
+#define MASQ_STREAM_SBUF_BYTES (16 * MASQ_SBLOCK)
 /* Packets per GSO batch. */
 #define MASQ_TX_BATCH 16
 
+typedef struct masq_sblock {
+  struct masq_sblock *next;
+  uint8_t data[MASQ_SBLOCK];
+} masq_sblock;
+
 /* Bytes queued for a stream body, kept until the peer acknowledges them
- * (nghttp3 asks for data again only after loss). A ring, so two vectors. */
+ * (nghttp3 asks for data again only after loss). Offsets are absolute;
+ * head holds the bytes from base on. */
 typedef struct masq_sbuf {
-  uint8_t *data;
-  size_t cap;
-  uint64_t acked, sent, end; /* absolute offsets; end - acked <= cap */
+  masq_sblock *head, *tail;
+  uint64_t base;             /* offset of head->data[0] */
+  uint64_t acked, sent, end; /* base <= acked <= sent <= end */
+  size_t limit;              /* most bytes end - acked may reach */
 } masq_sbuf;
+
+/* Bytes that may still be queued on b. */
+static inline size_t masq_sbuf_room(const masq_sbuf *b) {
+  return b->limit - (size_t)(b->end - b->acked);
+}
 
 typedef struct masq_stream {
   struct masq_stream *next, *prev; /* all streams of the connection */
@@ -107,6 +126,7 @@ masq_stream *masq_stream_get(masq_conn *c, int64_t sid);
 masq_stream *masq_stream_new(masq_conn *c, int64_t sid);
 void masq_stream_free(masq_conn *c, masq_stream *s);
 int masq_stream_write(masq_conn *c, masq_stream *s, const uint8_t *p, size_t n, int fin);
+void masq_sbuf_free(masq_sbuf *b);
 /* nghttp3 data reader serving a stream's send ring (its user data must be
  * the masq_stream). */
 nghttp3_ssize masq_h3_read_body(nghttp3_conn *h3, int64_t sid, nghttp3_vec *vec, size_t veccnt,

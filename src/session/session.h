@@ -222,6 +222,11 @@ int masq_conn_accept_stream(masq_conn *c, int64_t sid, void *sud);
  * (possibly 0: wait for on_writable), or MASQ_SESS_ERR_STREAM. */
 long masq_conn_stream_send(masq_conn *c, int64_t sid, const uint8_t *p, size_t n);
 
+/* Bytes masq_conn_stream_send would take now (0 for a stream that is
+ * not an open byte stream). Reading at most this much from a socket
+ * means nothing is left over to hold. */
+size_t masq_conn_stream_room(masq_conn *c, int64_t sid);
+
 /* Returns flow-control credit for n bytes delivered by on_data. */
 void masq_conn_stream_consume(masq_conn *c, int64_t sid, size_t n);
 

@@ -149,8 +149,7 @@ static int send_capsule(masq_conn *c, masq_stream *s, const uint8_t *p, size_t n
   size_t plen = n + 1; /* Context ID 0 is one byte */
   size_t hl = masq_capsule_header_encode(hdr, MASQ_CAPSULE_DATAGRAM, plen);
   hdr[hl++] = MASQ_CONTEXT_ID_UDP;
-  masq_sbuf *b = &s->sbuf;
-  if (b->data && b->end - b->acked + hl + n > b->cap) {
+  if (hl + n > masq_sbuf_room(&s->sbuf)) {
     c->stats.drop_queue_full++;
     return MASQ_SESS_ERR_QUEUE_FULL;
   }
@@ -169,9 +168,8 @@ int masq_conn_send_capsule(masq_conn *c, int64_t sid, uint64_t type, const uint8
   if (!s || !s->has_body) return MASQ_SESS_ERR_STREAM;
   uint8_t hdr[16];
   size_t hl = masq_capsule_header_encode(hdr, type, n);
-  masq_sbuf *b = &s->sbuf;
   /* All or nothing: half a capsule would corrupt the stream. */
-  if (b->data && b->end - b->acked + hl + n > b->cap) return MASQ_SESS_ERR_QUEUE_FULL;
+  if (hl + n > masq_sbuf_room(&s->sbuf)) return MASQ_SESS_ERR_QUEUE_FULL;
   int rv = masq_stream_write(c, s, hdr, hl, 0);
   if (rv == 0 && n) rv = masq_stream_write(c, s, p, n, 0);
   return rv;
