@@ -153,6 +153,8 @@ static void flush_dirty(masq_loop *loop, void *ud) {
 static void on_request(masq_conn *c, void *ud, int64_t sid, const masq_reqhdrs *h) {
   if (h->protocol.present && !strcmp(h->protocol.v, MASQ_PROTO_CONNECT_IP))
     masq_ip_on_request(c, ud, sid, h);
+  else if (!h->protocol.present && h->method.present && !strcmp(h->method.v, "CONNECT"))
+    masq_tcp_on_request(c, ud, sid, h);
   else
     masq_udp_on_request(c, ud, sid, h); /* also answers what no handler serves */
 }
@@ -172,14 +174,26 @@ static int on_capsule(masq_conn *c, void *ud, int64_t sid, void *sud, uint64_t t
   return masq_ip_on_capsule(c, ud, sid, sud, type, p, n);
 }
 
+static void on_data(masq_conn *c, void *ud, int64_t sid, void *sud, const uint8_t *p,
+                    size_t n) {
+  if (kind_of(sud) == SRV_TUNNEL_TCP) masq_tcp_on_data(c, ud, sid, sud, p, n);
+  else masq_conn_stream_consume(c, sid, n); /* a refused CONNECT's early bytes */
+}
+
+static void on_writable(masq_conn *c, void *ud, int64_t sid, void *sud) {
+  if (kind_of(sud) == SRV_TUNNEL_TCP) masq_tcp_on_writable(c, ud, sid, sud);
+}
+
 static void on_stream_end(masq_conn *c, void *ud, int64_t sid, void *sud) {
   if (kind_of(sud) == SRV_TUNNEL_IP) masq_ip_on_stream_end(c, ud, sid, sud);
   else if (kind_of(sud) == SRV_TUNNEL_UDP) masq_udp_on_stream_end(c, ud, sid, sud);
+  else if (kind_of(sud) == SRV_TUNNEL_TCP) masq_tcp_on_stream_end(c, ud, sid, sud);
 }
 
 static void on_stream_close(masq_conn *c, void *ud, int64_t sid, void *sud, uint64_t err) {
   if (kind_of(sud) == SRV_TUNNEL_IP) masq_ip_on_stream_close(c, ud, sid, sud, err);
   else if (kind_of(sud) == SRV_TUNNEL_UDP) masq_udp_on_stream_close(c, ud, sid, sud, err);
+  else if (kind_of(sud) == SRV_TUNNEL_TCP) masq_tcp_on_stream_close(c, ud, sid, sud, err);
 }
 
 static const masq_conn_callbacks server_callbacks = {
@@ -189,6 +203,8 @@ static const masq_conn_callbacks server_callbacks = {
     .on_stream_end = on_stream_end,
     .on_stream_close = on_stream_close,
     .on_capsule = on_capsule,
+    .on_data = on_data,
+    .on_writable = on_writable,
 };
 
 static sconn *conn_accept(srv *s, const ngtcp2_path *path, const masq_sockaddr *from,
@@ -464,7 +480,8 @@ int masq_server_run(const masq_opts *o) {
              "stopped: %llu tunnels opened, %llu refused (%llu auth failures), %llu Retry "
              "packets sent; UDP to targets %llu (dropped %llu), from targets %llu (dropped %llu); "
              "IP packets to the TUN %llu, from it %llu, dropped: %llu malformed, %llu spoofed, "
-             "%llu refused, %llu too big, %llu for nobody, %llu TUN errors; %llu ICMP errors sent",
+             "%llu refused, %llu too big, %llu for nobody, %llu TUN errors; %llu ICMP errors sent; "
+             "TCP flows %llu (failed %llu), bytes up %llu, down %llu",
              (unsigned long long)s.stats.tunnels_opened,
              (unsigned long long)s.stats.tunnels_refused,
              (unsigned long long)s.stats.auth_failures, (unsigned long long)s.stats.retries,
@@ -476,7 +493,9 @@ int masq_server_run(const masq_opts *o) {
              (unsigned long long)s.stats.ip_drop_refused,
              (unsigned long long)s.stats.ip_drop_too_big,
              (unsigned long long)s.stats.ip_drop_no_owner,
-             (unsigned long long)s.stats.ip_drop_tun, (unsigned long long)s.stats.icmp_sent);
+             (unsigned long long)s.stats.ip_drop_tun, (unsigned long long)s.stats.icmp_sent,
+             (unsigned long long)s.stats.tcp_opened, (unsigned long long)s.stats.tcp_failed,
+             (unsigned long long)s.stats.tcp_bytes_up, (unsigned long long)s.stats.tcp_bytes_down);
   }
   teardown(&s);
   return rv;

@@ -67,6 +67,8 @@ typedef struct pstream {
   masq_ip_route routes[8];
   size_t nroutes;
   unsigned route_ads;
+  /* Plain CONNECT: bytes received (checked against the pattern sent). */
+  uint64_t rx_bytes, rx_bad;
 } pstream;
 
 typedef struct probe {
@@ -231,7 +233,21 @@ static int on_capsule(masq_conn *c, void *ud, int64_t sid, void *sud, uint64_t t
   return rv == 0 ? 0 : -1;
 }
 
+/* The byte each offset of a plain CONNECT's pattern holds. */
+static uint8_t pattern_at(uint64_t off) { return (uint8_t)((off * 7 + (off >> 11)) & 0xff); }
+
+static void on_data(masq_conn *c, void *ud, int64_t sid, void *sud, const uint8_t *d, size_t n) {
+  pstream *s = sud;
+  if (s) {
+    for (size_t i = 0; i < n; i++)
+      if (d[i] != pattern_at(s->rx_bytes + i)) s->rx_bad++;
+    s->rx_bytes += n;
+  }
+  masq_conn_stream_consume(c, sid, n);
+}
+
 static const masq_conn_callbacks probe_callbacks = {
+    .on_data = on_data,
     .on_capsule = on_capsule,
     .send = on_send,
     .on_ready = on_ready,
@@ -1237,6 +1253,150 @@ static int case_ip_two(probe *p) {
   return pass(p, "two tunnels, distinct addresses; client-to-client refused with ICMP 3/13");
 }
 
+/* ---- plain CONNECT cases (RFC 9114 §4.4) ----------------------------------- */
+
+static pstream *open_tcp(probe *p, const char *authority) {
+  pstream *s = ps_new(p);
+  int64_t sid;
+  while ((sid = masq_conn_submit_tcp_connect(p->c, authority, p->token, s)) ==
+         MASQ_SESS_ERR_BLOCKED)
+    must_live(p, pump_for(p, "stream credit", streams_left, NULL, forever()), "stream credit");
+  if (sid < 0) {
+    fail(p, "cannot submit a CONNECT: %lld", (long long)sid);
+    finish(p, 1);
+  }
+  s->sid = sid;
+  vlog(p, "stream %lld: CONNECT %s", (long long)sid, authority);
+  return s;
+}
+
+static int got_bytes(probe *p, void *arg) {
+  pstream *s = arg;
+  return s->rx_bytes >= s->expectlen || s->closed;
+}
+
+#define TCP_ECHO_BYTES (4u << 20)
+
+/* 4 MiB through an echo server: every byte back, in order, then FIN both
+ * ways. The stream's send buffer is smaller, so this also exercises
+ * waiting for room. */
+static int case_tcp_echo(probe *p) {
+  pstream *s = open_tcp(p, p->target);
+  wait_answer(p, s);
+  char a[96];
+  if (s->status != 200) return fail(p, "expected 200, saw %s", answer_str(s, a, sizeof(a)));
+  if (s->capsule_protocol) return fail(p, "a plain CONNECT's 200 carries capsule-protocol");
+  uint8_t chunk[16384];
+  uint64_t sent = 0;
+  s->expectlen = TCP_ECHO_BYTES;
+  while (sent < TCP_ECHO_BYTES) {
+    size_t n = sizeof(chunk);
+    if (n > TCP_ECHO_BYTES - sent) n = (size_t)(TCP_ECHO_BYTES - sent);
+    for (size_t i = 0; i < n; i++) chunk[i] = pattern_at(sent + i);
+    long took = masq_conn_stream_send(p->c, s->sid, chunk, n);
+    if (took < 0) return fail(p, "stream send failed: %ld", took);
+    sent += (uint64_t)took;
+    if ((size_t)took < n)
+      must_live(p, pump_for(p, "send room", NULL, NULL, now_ns() + 2 * NS_PER_MS), "send room");
+    if (s->closed) return fail(p, "stream closed (0x%llx) while sending", (unsigned long long)s->app_error);
+  }
+  masq_conn_end_stream(p->c, s->sid);
+  must_live(p, pump_for(p, "the echo", got_bytes, s, forever()), "the echo");
+  if (s->rx_bytes != TCP_ECHO_BYTES || s->rx_bad)
+    return fail(p, "echo: %llu bytes back, %llu wrong", (unsigned long long)s->rx_bytes,
+                (unsigned long long)s->rx_bad);
+  must_live(p, pump_for(p, "the target's FIN", got_close, s, forever()), "the target's FIN");
+  if (!s->ended || s->app_error != MASQ_H3_NO_ERROR)
+    return fail(p, "expected a clean close after FIN, saw end=%d error 0x%llx", s->ended,
+                (unsigned long long)s->app_error);
+  return pass(p, "4 MiB echoed intact through a plain CONNECT; FIN both ways");
+}
+
+static int case_tcp_refused(probe *p) {
+  pstream *s = open_tcp(p, p->target);
+  if (expect_refusal(p, s, 502, "connection_refused") != 0) return 1;
+  return pass(p, "closed port: 502, proxy-status: %s", s->proxy_status);
+}
+
+static int case_tcp_timeout(probe *p) {
+  pstream *s = open_tcp(p, p->target);
+  if (expect_refusal(p, s, 504, "connection_timeout") != 0) return 1;
+  return pass(p, "silent target: 504, proxy-status: %s", s->proxy_status);
+}
+
+static int case_tcp_denied(probe *p) {
+  pstream *s = open_tcp(p, p->target);
+  if (expect_refusal(p, s, 403, "destination_ip_prohibited") != 0) return 1;
+  return pass(p, "%s: 403", p->target);
+}
+
+static int case_tcp_bad(probe *p) {
+  pstream *s = open_tcp(p, "no-port-here");
+  if (expect_refusal(p, s, 400, NULL) != 0) return 1;
+  char auth[300];
+  snprintf(auth, sizeof(auth), "Bearer %s", p->token ? p->token : "");
+  /* RFC 9114 §4.4: :scheme and :path MUST be omitted from a CONNECT. */
+  nghttp3_nv nva[] = {NV(":method", "CONNECT"), NV(":authority", p->target),
+                      NV(":path", "/"), NV("proxy-authorization", auth)};
+  pstream *r = open_raw(p, nva, sizeof(nva) / sizeof(nva[0]));
+  wait_answer(p, r);
+  /* Malformed (RFC 9114 §4.1.2): a 400, or nghttp3's own stream error. */
+  if (r->status != 400 && !(r->status == 0 && r->app_error == MASQ_H3_MESSAGE_ERROR)) {
+    char a[96];
+    return fail(p, ":path on a CONNECT: expected 400 or H3_MESSAGE_ERROR, saw %s",
+                answer_str(r, a, sizeof(a)));
+  }
+  pstream *t = open_tcp(p, p->target);
+  wait_answer(p, t);
+  if (t->status != 200) return fail(p, "a good CONNECT after the bad ones got %d", t->status);
+  return pass(p, "no port: 400; :path on a CONNECT: %s; the connection still works",
+              r->status == 400 ? "400" : "H3_MESSAGE_ERROR");
+}
+
+/* The target resets the connection: the stream is reset with
+ * H3_CONNECT_ERROR (RFC 9114 §4.4). */
+static int case_tcp_reset(probe *p) {
+  pstream *s = open_tcp(p, p->target);
+  wait_answer(p, s);
+  if (s->status != 200) return fail(p, "expected 200, saw %d", s->status);
+  const uint8_t hello[] = "reset me";
+  masq_conn_stream_send(p->c, s->sid, hello, sizeof(hello));
+  must_live(p, pump_for(p, "the stream reset", got_close, s, forever()), "the stream reset");
+  if (s->app_error != MASQ_H3_CONNECT_ERROR)
+    return fail(p, "expected H3_CONNECT_ERROR (0x10f), saw 0x%llx",
+                (unsigned long long)s->app_error);
+  return pass(p, "target RST: stream reset with H3_CONNECT_ERROR");
+}
+
+/* Uploads to a target that never reads: the proxy must stop taking bytes
+ * once the stream window and socket buffers are full (nothing grows
+ * without bound), and the connection must stay usable. */
+static int case_tcp_stall(probe *p) {
+  pstream *s = open_tcp(p, p->target);
+  wait_answer(p, s);
+  if (s->status != 200) return fail(p, "expected 200, saw %d", s->status);
+  static uint8_t chunk[65536];
+  uint64_t sent = 0, last_progress = now_ns();
+  while (now_ns() - last_progress < 1500 * NS_PER_MS) {
+    long took = masq_conn_stream_send(p->c, s->sid, chunk, sizeof(chunk));
+    if (took < 0 || s->closed) return fail(p, "stream failed while uploading");
+    if (took > 0) {
+      sent += (uint64_t)took;
+      last_progress = now_ns();
+    }
+    if (sent > (256ull << 20)) return fail(p, "256 MiB taken by a target that never reads");
+    must_live(p, pump_for(p, "upload progress", NULL, NULL, now_ns() + 5 * NS_PER_MS),
+              "upload progress");
+  }
+  if (sent == 0) return fail(p, "nothing could be sent at all");
+  masq_conn_reset_stream(p->c, s->sid, MASQ_H3_REQUEST_CANCELLED);
+  pstream *t = open_tcp(p, p->target);
+  wait_answer(p, t);
+  if (t->status != 200) return fail(p, "no new flow after the stall (%d)", t->status);
+  return pass(p, "upload stalled after %.1f MiB (window + socket buffers); connection usable",
+              (double)sent / (1 << 20));
+}
+
 typedef struct pcase {
   const char *name;
   int (*run)(probe *p);
@@ -1271,6 +1431,13 @@ static const pcase cases[] = {
     {"ip-bad-scope", case_ip_bad_scope, 0},
     {"ip-bad-capsule", case_ip_bad_capsule, 0},
     {"ip-two", case_ip_two, 0},
+    {"tcp-echo", case_tcp_echo, 1},
+    {"tcp-refused", case_tcp_refused, 1},
+    {"tcp-timeout", case_tcp_timeout, 1},
+    {"tcp-denied", case_tcp_denied, 1},
+    {"tcp-bad", case_tcp_bad, 1},
+    {"tcp-reset", case_tcp_reset, 1},
+    {"tcp-stall", case_tcp_stall, 1},
 };
 
 /* ---- setup ---------------------------------------------------------------- */

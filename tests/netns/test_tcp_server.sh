@@ -1,0 +1,64 @@
+#!/bin/bash
+# Plain CONNECT (RFC 9114 §4.4) on the server, driven by h3probe: bytes
+# relayed both ways with FIN, a refused, a silent and a denied target,
+# malformed requests, a target reset (H3_CONNECT_ERROR), and
+# backpressure: a target that never reads must not grow the server.
+TEST_NAME=tcp_server
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PROBE=${MASQ_BUILD:+$MASQ_BUILD/h3probe}
+[ -n "$PROBE" ] && [ -x "$PROBE" ] || PROBE=$(dirname "$MASQ")/h3probe
+[ -x "$PROBE" ] || { echo "SKIP: h3probe not built"; exit 77; }
+
+topo_up
+# Port 7003 is silent: its SYNs are dropped in the target namespace.
+n_t nft -f - <<'NFT'
+table inet blackhole {
+  chain in {
+    type filter hook input priority 0;
+    tcp dport 7003 drop
+  }
+}
+NFT
+bg targets n_t "$PY" "$NETNS_DIR/tcp_targets.py" 7000
+for port in 7000 7001 7004; do
+  for ((i = 0; i < 200; i++)); do
+    n_t ss -Hltn "sport = :$port" | grep -q . && break
+    sleep 0.05
+  done
+done
+start_server --connect-timeout 1
+
+FAILED=()
+probe() {
+  local c=$1 out rc=0; shift
+  out=$(n_c "$PROBE" --proxy "$S4:443" --ca "$TMP/cert.pem" --sni masq.test --token "$TOKEN" \
+    --case "$c" "$@" 2>>"$TMP/probe.log") || rc=$?
+  echo "$out" >>"$TMP/probe.log"
+  pretty "$out"
+  [ "$rc" -eq 0 ] || FAILED+=("--case $c $* (exit $rc): $out")
+  alive "$SERVER_PID" "the server (after case $c)"
+}
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
+
+probe tcp-echo --target "$T4:7000"
+probe tcp-echo --target "[$T6]:7000"
+probe tcp-refused --target "$T4:7002"
+probe tcp-timeout --target "$T4:7003"
+probe tcp-denied --target "10.0.0.1:80"
+probe tcp-denied --target "127.0.0.1:22"
+probe tcp-bad --target "$T4:7000"
+probe tcp-reset --target "$T4:7001"
+before=$(rss_kb)
+probe tcp-stall --target "$T4:7004"
+after=$(rss_kb)
+pretty "server RSS ${before} kB before the stalled upload, ${after} kB after"
+# The stalled flow may hold one stream window plus socket buffers.
+[ $((after - before)) -lt 65536 ] || FAILED+=("server RSS grew by $((after - before)) kB")
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+  printf '  %s\n' "${FAILED[@]}"
+  fail "${#FAILED[@]} failure(s)"
+fi
+finish
