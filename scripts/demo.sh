@@ -7,8 +7,9 @@
 # It creates three namespaces (client, proxy, target;
 # see tests/netns/lib.sh) joined by veth links with documentation-range
 # addresses, where the only way from client to target is through masq;
-# starts a masq server, a UDP echo service and a dnsmasq DNS server, and
-# a masq forward in the client; sends real traffic; prints what happened;
+# starts a masq server, a UDP echo service, a dnsmasq DNS server and a
+# web server; then a masq forward (CONNECT-UDP) and a masq connect VPN
+# (CONNECT-IP) in the client; sends real traffic; prints what happened;
 # and removes everything again. Nothing leaves the namespaces.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +34,12 @@ TEST_NAME=demo
 . "$ROOT/tests/netns/lib.sh"
 
 bold() { printf '\033[1m%s\033[0m\n' "$*"; }
+# poll_log FILE REGEX: bounded wait (10 s) for a line, without failing.
+poll_log() {
+  local i
+  for ((i = 0; i < 200; i++)); do grep -qE "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  return 1
+}
 row() { printf '  %-22s %s\n' "$1" "$2"; }
 ok=1
 
@@ -56,7 +63,7 @@ if command -v dnsmasq >/dev/null && command -v dig >/dev/null; then
   have_dns=1
 fi
 
-start_server
+start_server --nat
 start_forward fwd --udp "127.0.0.1:5000:$T4:7" --udp "127.0.0.1:5353:$T4:53"
 wait_udp "$NS_C" 5353
 echo
@@ -125,6 +132,32 @@ sed -nE 's/.*tunnel for (.*) to (.*) open \(stream ([0-9]+)\).*/  stream \3: \1 
   "$TMP/fwd.log" | head -n 8
 n=$(grep -c "open (stream" "$TMP/fwd.log" || true)
 ((n > 8)) && echo "  ... $n in all"
+
+echo
+bold "VPN through the same proxy (masq connect, CONNECT-IP)"
+mkdir -p "$TMP/www" && echo "hello from the target" >"$TMP/www/index.html"
+bg web n_t "$PY" -m http.server --bind "$T4" --directory "$TMP/www" 8080
+bg vpn n_c "$MASQ" connect --proxy "https://$S4:443" --ca "$TMP/cert.pem" --token "$TOKEN"
+VPN_PID=$LAST_PID
+for ((i = 0; i < 200; i++)); do n_t ss -Hltn "sport = :8080" | grep -q . && break; sleep 0.05; done
+if poll_log "$TMP/vpn.log" "masq connect: up"; then
+  echo "  $(grep -m1 '^masq connect: up' "$TMP/vpn.log")"
+  if command -v ping >/dev/null; then
+    out=$(n_c ping -c 3 -i 0.2 -W 2 "$T4" 2>&1) || ok=0
+    row "ping $T4" "$(tail -n 1 <<<"$out" | sed 's/^rtt //')"
+  fi
+  page=$(n_c curl -sS --max-time 5 "http://$T4:8080/" 2>&1) || ok=0
+  row "curl (web on target)" "http://$T4:8080/ says \"$page\""
+  [ "$page" = "hello from the target" ] || ok=0
+  kill "$VPN_PID"
+  wait "$VPN_PID" 2>/dev/null || ok=0
+  left=$(n_c ip rule | grep -c 28017 || true)
+  row "after SIGTERM" "$left masq routing rules left, device $(n_c ip link show masq0 >/dev/null 2>&1 && echo kept || echo removed)"
+  [ "$left" = 0 ] || ok=0
+else
+  row "client says" "$(tail -n 1 "$TMP/vpn.log")"
+  ok=0
+fi
 
 # Stop the server first so that it prints its totals.
 kill "$SERVER_PID" 2>/dev/null || true
