@@ -1,6 +1,7 @@
 /* Admission checks every proxy handler shares: the bearer token and the
  * shape of a refusal (status, Proxy-Status, the fields RFC 9110 asks
  * for with it). */
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,3 +43,10 @@ int masq_srv_token_ok(const srv *s, const masq_reqhdrs *h) {
   return ok;
 }
 
+
+void masq_srv_refuse_dns(sconn *sc, int64_t sid, int status) {
+  /* RFC 9209 §2.3.2 dns_error; a timeout has its own type (§2.3.1). */
+  int timeout = status == EAI_AGAIN;
+  masq_srv_refuse(sc, sid, timeout ? 504 : 502, timeout ? "dns_timeout" : "dns_error",
+                  status ? gai_strerror(status) : "no addresses");
+}

@@ -264,10 +264,7 @@ static void on_resolved(void *ud, int status, const masq_ip *addrs, size_t n) {
     return;
   }
   if (status != 0 || n == 0) {
-    /* RFC 9484 §4.1 names dns_error (RFC 9209 §2.3.2) for this. */
-    int timeout = status == EAI_AGAIN;
-    masq_srv_refuse(t->sc, t->sid, timeout ? 504 : 502, timeout ? "dns_timeout" : "dns_error",
-                    status ? gai_strerror(status) : "no addresses");
+    masq_srv_refuse_dns(t->sc, t->sid, status); /* RFC 9484 §4.1 names dns_error */
     t->state = IP_CLOSING;
     return;
   }

@@ -305,11 +305,9 @@ static void on_resolved(void *ud, int status, const masq_ip *addrs, size_t n) {
   f->rreq = NULL;
   if (f->state == F_DONE) return; /* the stream closed meanwhile */
   if (status != 0 || n == 0) {
-    int timeout = status == EAI_AGAIN;
     f->state = F_DONE;
     s->stats.tcp_failed++;
-    masq_srv_refuse(f->sc, f->sid, timeout ? 504 : 502, timeout ? "dns_timeout" : "dns_error",
-                    status ? gai_strerror(status) : "no addresses");
+    masq_srv_refuse_dns(f->sc, f->sid, status);
     return;
   }
   f->naddrs = n < ADDRS_MAX ? n : ADDRS_MAX;

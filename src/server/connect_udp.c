@@ -168,10 +168,7 @@ static void on_resolved(void *ud, int status, const masq_ip *addrs, size_t n) {
     return;
   }
   if (status != 0 || n == 0) {
-    /* RFC 9209 §2.3.2 dns_error; a timeout has its own type (§2.3.1). */
-    int timeout = status == EAI_AGAIN;
-    masq_srv_refuse(t->sc, t->sid, timeout ? 504 : 502, timeout ? "dns_timeout" : "dns_error",
-           status ? gai_strerror(status) : "no addresses");
+    masq_srv_refuse_dns(t->sc, t->sid, status);
     t->state = T_CLOSING;
     return;
   }

@@ -94,6 +94,9 @@ void masq_srv_mark_dirty(sconn *sc);
  * naming error (may be NULL) with details, and the field the status
  * needs (a 407's challenge, a 405's Allow). */
 void masq_srv_refuse(sconn *sc, int64_t sid, int status, const char *error, const char *details);
+/* Refuses sid after a failed lookup (getaddrinfo status, 0 for a name
+ * without addresses): 504 dns_timeout or 502 dns_error. */
+void masq_srv_refuse_dns(sconn *sc, int64_t sid, int status);
 /* 1 if h carries one of the configured bearer tokens (or --no-auth). */
 int masq_srv_token_ok(const srv *s, const masq_reqhdrs *h);
 

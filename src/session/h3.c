@@ -373,37 +373,33 @@ int masq_h3_setup(masq_conn *c) {
 #define NV(n, v) \
   { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP3_NV_FLAG_NONE }
 
-int64_t masq_conn_submit_connect(masq_conn *c, const char *authority, const char *path,
-                                 const char *protocol, const char *token, void *sud) {
-  if (!c->h3 || c->dead) return MASQ_SESS_ERR_STREAM;
-  /* RFC 9220 §3 wants SETTINGS_ENABLE_CONNECT_PROTOCOL seen first. We do
-   * wait for the server's SETTINGS (on_ready), but nghttp3 1.8's client
-   * drops that setting's value when parsing, so it cannot be checked here;
-   * a server without Extended CONNECT refuses the request instead, and
-   * that refusal is reported like any other. */
-  if (!c->settings_rcvd) return MASQ_SESS_ERR_INVALID;
+/* Opens a client stream and submits nva[0..n) plus, with a token, a
+ * bearer Proxy-Authorization (never indexed, to keep the secret out of
+ * the QPACK tables). bytes picks the body: TCP bytes or capsules. */
+static int64_t submit_request(masq_conn *c, nghttp3_nv *nva, size_t n, const char *token,
+                              void *sud, int bytes) {
   int64_t sid;
   int rv = ngtcp2_conn_open_bidi_stream(c->qc, &sid, NULL);
   if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return MASQ_SESS_ERR_BLOCKED;
   if (rv != 0) return MASQ_SESS_ERR_FATAL;
   char auth[MASQ_MAX_HEADER_VALUE + 8];
-  nghttp3_nv nva[7] = {
-      NV(":method", "CONNECT"),     NV(":protocol", protocol), NV(":scheme", "https"),
-      NV(":authority", authority),  NV(":path", path),         NV("capsule-protocol", "?1"),
-  };
-  size_t n = 6;
   if (token) {
     snprintf(auth, sizeof(auth), "Bearer %s", token);
     nghttp3_nv a = NV("proxy-authorization", auth);
-    a.flags = NGHTTP3_NV_FLAG_NEVER_INDEX; /* keep the secret out of QPACK tables */
+    a.flags = NGHTTP3_NV_FLAG_NEVER_INDEX;
     nva[n++] = a;
   }
   masq_stream *s = masq_stream_new(c, sid);
   if (!s) return MASQ_SESS_ERR_NOMEM;
   s->sud = sud;
-  s->capsules = 1;
   s->has_body = 1;
-  masq_tunnel_init_parser(c, s);
+  if (bytes) {
+    s->bytes = 1;
+    s->sbuf.limit = MASQ_STREAM_SBUF_BYTES;
+  } else {
+    s->capsules = 1;
+    masq_tunnel_init_parser(c, s);
+  }
   nghttp3_data_reader dr = {masq_h3_read_body};
   rv = nghttp3_conn_submit_request(c->h3, sid, nva, n, &dr, s);
   if (rv != 0) {
@@ -412,6 +408,15 @@ int64_t masq_conn_submit_connect(masq_conn *c, const char *authority, const char
     return MASQ_SESS_ERR_FATAL;
   }
   return sid;
+}
+
+int64_t masq_conn_submit_connect(masq_conn *c, const char *authority, const char *path,
+                                 const char *protocol, const char *token, void *sud) {
+  nghttp3_nv nva[7] = {
+      NV(":method", "CONNECT"),     NV(":protocol", protocol), NV(":scheme", "https"),
+      NV(":authority", authority),  NV(":path", path),         NV("capsule-protocol", "?1"),
+  };
+  return submit_request(c, nva, 6, token, sud, 0);
 }
 
 int masq_conn_submit_response(masq_conn *c, int64_t sid, int status, const char *proxy_status,
@@ -481,34 +486,9 @@ int masq_conn_reset_stream(masq_conn *c, int64_t sid, uint64_t h3_error) {
 
 int64_t masq_conn_submit_tcp_connect(masq_conn *c, const char *authority, const char *token,
                                      void *sud) {
-  int64_t sid;
-  int rv = ngtcp2_conn_open_bidi_stream(c->qc, &sid, NULL);
-  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return MASQ_SESS_ERR_BLOCKED;
-  if (rv != 0) return MASQ_SESS_ERR_FATAL;
-  char auth[MASQ_MAX_HEADER_VALUE + 8];
   /* RFC 9114 §4.4: :method and :authority only. */
   nghttp3_nv nva[3] = {NV(":method", "CONNECT"), NV(":authority", authority)};
-  size_t n = 2;
-  if (token) {
-    snprintf(auth, sizeof(auth), "Bearer %s", token);
-    nghttp3_nv a = NV("proxy-authorization", auth);
-    a.flags = NGHTTP3_NV_FLAG_NEVER_INDEX;
-    nva[n++] = a;
-  }
-  masq_stream *s = masq_stream_new(c, sid);
-  if (!s) return MASQ_SESS_ERR_NOMEM;
-  s->sud = sud;
-  s->bytes = 1;
-  s->sbuf.limit = MASQ_STREAM_SBUF_BYTES;
-  s->has_body = 1;
-  nghttp3_data_reader dr = {masq_h3_read_body};
-  rv = nghttp3_conn_submit_request(c->h3, sid, nva, n, &dr, s);
-  if (rv != 0) {
-    masq_stream_free(c, s);
-    ngtcp2_conn_shutdown_stream(c->qc, 0, sid, NGHTTP3_H3_INTERNAL_ERROR);
-    return MASQ_SESS_ERR_FATAL;
-  }
-  return sid;
+  return submit_request(c, nva, 2, token, sud, 1);
 }
 
 int masq_conn_accept_stream(masq_conn *c, int64_t sid, void *sud) {

@@ -216,3 +216,33 @@ start_echo() {
   bg "echo-$port" ip netns exec "$ns" "$PY" "$NETNS_DIR/udp_echo.py" "$port"
   wait_udp "$ns" "$port"
 }
+
+# find_probe: sets PROBE to the h3probe next to masq (or in $MASQ_BUILD);
+# skips the test (exit 77) if it was not built.
+find_probe() {
+  PROBE=${MASQ_BUILD:+$MASQ_BUILD/h3probe}
+  [ -n "$PROBE" ] && [ -x "$PROBE" ] || PROBE=$(dirname "$MASQ")/h3probe
+  [ -x "$PROBE" ] || { echo "SKIP: h3probe not built (looked in ${MASQ_BUILD:-$(dirname "$MASQ")})"; exit 77; }
+  FAILED=()
+}
+
+# probe CASE [ARGS...]: one h3probe case from the client namespace against
+# the server; it must exit 0. Output goes to $TMP/probe.log; failures are
+# collected in FAILED so one run reports every case that misbehaves, and
+# the server must still be running afterwards.
+probe() {
+  local c=$1 out rc=0; shift
+  out=$(n_c "$PROBE" --proxy "$S4:443" --ca "$TMP/cert.pem" --sni masq.test --token "$TOKEN" \
+    --case "$c" "$@" 2>>"$TMP/probe.log") || rc=$?
+  echo "$out" >>"$TMP/probe.log"
+  pretty "$out"
+  [ "$rc" -eq 0 ] || FAILED+=("--case $c $* (exit $rc): $out")
+  kill -0 "$SERVER_PID" 2>/dev/null || fail "the server died after case $c $*"
+}
+
+# probe_report: fail listing every collected failure, if any.
+probe_report() {
+  [ ${#FAILED[@]} -eq 0 ] && return 0
+  printf '  %s\n' "${FAILED[@]}"
+  fail "${#FAILED[@]} failure(s)"
+}

@@ -8,9 +8,7 @@
 TEST_NAME=ip_server
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PROBE=${MASQ_BUILD:+$MASQ_BUILD/h3probe}
-[ -n "$PROBE" ] && [ -x "$PROBE" ] || PROBE=$(dirname "$MASQ")/h3probe
-[ -x "$PROBE" ] || { echo "SKIP: h3probe not built (looked in ${MASQ_BUILD:-$(dirname "$MASQ")})"; exit 77; }
+find_probe
 
 POOL4=10.89.0.0/24 POOL6=fd6d:6173:7100::/64
 topo_up
@@ -22,16 +20,6 @@ ns_etc "$NS_C" hosts "$T4 target.test"
 start_server --pool4 $POOL4 --pool6 $POOL6
 wait_log_fixed "$TMP/server.log" "CONNECT-IP gateway"
 
-FAILED=()
-probe() {
-  local c=$1 out rc=0; shift
-  out=$(n_c "$PROBE" --proxy "$S4:443" --ca "$TMP/cert.pem" --sni masq.test --token "$TOKEN" \
-    --case "$c" "$@" 2>>"$TMP/probe.log") || rc=$?
-  echo "$out" >>"$TMP/probe.log"
-  pretty "$out"
-  [ "$rc" -eq 0 ] || FAILED+=("--case $c $* (exit $rc): $out")
-  alive "$SERVER_PID" "the server (after case $c)"
-}
 
 probe ip-ok --target "$T4:7"
 probe ip-ok --target "[$T6]:7"
@@ -47,8 +35,5 @@ probe ip-two
 # After all that, every lease is back in the pool and the gateway works.
 probe ip-ok --target "$T4:7"
 
-if [ ${#FAILED[@]} -gt 0 ]; then
-  printf '  %s\n' "${FAILED[@]}"
-  fail "${#FAILED[@]} failure(s)"
-fi
+probe_report
 finish

@@ -6,9 +6,7 @@
 TEST_NAME=tcp_server
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PROBE=${MASQ_BUILD:+$MASQ_BUILD/h3probe}
-[ -n "$PROBE" ] && [ -x "$PROBE" ] || PROBE=$(dirname "$MASQ")/h3probe
-[ -x "$PROBE" ] || { echo "SKIP: h3probe not built"; exit 77; }
+find_probe
 
 topo_up
 # Port 7003 is silent: its SYNs are dropped in the target namespace.
@@ -29,16 +27,6 @@ for port in 7000 7001 7004; do
 done
 start_server --connect-timeout 1
 
-FAILED=()
-probe() {
-  local c=$1 out rc=0; shift
-  out=$(n_c "$PROBE" --proxy "$S4:443" --ca "$TMP/cert.pem" --sni masq.test --token "$TOKEN" \
-    --case "$c" "$@" 2>>"$TMP/probe.log") || rc=$?
-  echo "$out" >>"$TMP/probe.log"
-  pretty "$out"
-  [ "$rc" -eq 0 ] || FAILED+=("--case $c $* (exit $rc): $out")
-  alive "$SERVER_PID" "the server (after case $c)"
-}
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 
@@ -57,8 +45,5 @@ pretty "server RSS ${before} kB before the stalled upload, ${after} kB after"
 # The stalled flow may hold one stream window plus socket buffers.
 [ $((after - before)) -lt 65536 ] || FAILED+=("server RSS grew by $((after - before)) kB")
 
-if [ ${#FAILED[@]} -gt 0 ]; then
-  printf '  %s\n' "${FAILED[@]}"
-  fail "${#FAILED[@]} failure(s)"
-fi
+probe_report
 finish
