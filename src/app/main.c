@@ -7,6 +7,8 @@
 #include "app/options.h"
 #include "client/connect.h"
 #include "client/forward.h"
+#include "client/httpproxy.h"
+#include "client/socks.h"
 #include "io/log.h"
 #include "server/server.h"
 
@@ -19,14 +21,17 @@ typedef struct subcommand {
 static const subcommand subcommands[] = {
     {"server", MASQ_CMD_SERVER, "run the MASQUE proxy (CONNECT-UDP and CONNECT-IP over HTTP/3)"},
     {"connect", MASQ_CMD_CONNECT, "bring up a VPN through a MASQUE proxy (CONNECT-IP)"},
-    {"forward", MASQ_CMD_FORWARD, "forward local UDP ports through a MASQUE proxy"},
+    {"forward", MASQ_CMD_FORWARD, "forward local UDP and TCP ports through a MASQUE proxy"},
+    {"socks", MASQ_CMD_SOCKS, "run a local SOCKS5 proxy that tunnels through a MASQUE proxy"},
+    {"http-proxy", MASQ_CMD_HTTP_PROXY,
+     "run a local HTTP proxy that tunnels through a MASQUE proxy"},
     {"gencert", MASQ_CMD_GENCERT, "write a self-signed certificate and key for testing"},
 };
 
 static void usage(FILE *f) {
   fprintf(f, "Usage: masq <command> [options]\n\nCommands:\n");
   for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
-    fprintf(f, "  %-9s %s\n", subcommands[i].name, subcommands[i].summary);
+    fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
   fprintf(f, "\n'masq <command> --help' shows the options of a command.\n");
 }
 
@@ -39,6 +44,10 @@ static int run(const masq_opts *o) {
     return masq_forward_run(o);
   case MASQ_CMD_CONNECT:
     return masq_connect_run(o);
+  case MASQ_CMD_SOCKS:
+    return masq_socks_run(o);
+  case MASQ_CMD_HTTP_PROXY:
+    return masq_httpproxy_run(o);
   case MASQ_CMD_GENCERT:
     if (masq_gencert(o, err, sizeof(err)) == 0) return 0;
     fprintf(stderr, "masq gencert: %s\n", err);

@@ -34,6 +34,10 @@ enum opt_type {
 #define FWD (1u << MASQ_CMD_FORWARD)
 #define GEN (1u << MASQ_CMD_GENCERT)
 #define CON (1u << MASQ_CMD_CONNECT)
+#define SOX (1u << MASQ_CMD_SOCKS)
+#define HTP (1u << MASQ_CMD_HTTP_PROXY)
+/* Every client that reaches the proxy. */
+#define CLI (FWD | CON | SOX | HTP)
 
 /* Writes a full one-line reason into err and returns 0 if val is bad. */
 typedef int (*opt_check)(const char *label, const char *val, char *err, size_t cap);
@@ -69,11 +73,18 @@ static int check_ipproto(const char *label, const char *val, char *err, size_t c
 static int parse_uint(const char *s, unsigned long *out);
 
 static const struct opt opts[] = {
-    {.name = "config", .cmds = SRV | FWD | CON, .type = T_CONFIG, FIELD(config), .metavar = "FILE",
+    {.name = "config", .cmds = SRV | CLI, .type = T_CONFIG, FIELD(config), .metavar = "FILE",
      .help = "read settings from an INI file first; flags given here override them"},
     {.name = "listen", .ini = "Listen", .cmds = SRV, .type = T_STR, FIELD(listen),
      .check = check_listen, .metavar = "ADDR:PORT",
      .help = "UDP address to serve HTTP/3 on (default [::]:443)"},
+    {.name = "listen", .ini = "Listen", .cmds = SOX, .type = T_STR, FIELD(listen),
+     .check = check_listen, .metavar = "ADDR:PORT",
+     .help = "TCP address to serve SOCKS5 on (default 127.0.0.1:1080); UDP ASSOCIATE relays "
+             "bind the same address"},
+    {.name = "listen", .ini = "Listen", .cmds = HTP, .type = T_STR, FIELD(listen),
+     .check = check_listen, .metavar = "ADDR:PORT",
+     .help = "TCP address to serve the HTTP proxy on (default 127.0.0.1:8080)"},
     {.name = "cert", .ini = "Cert", .cmds = SRV, .type = T_PATH, FIELD(cert), .metavar = "FILE",
      .help = "PEM certificate chain (required)"},
     {.name = "key", .ini = "Key", .cmds = SRV, .type = T_PATH, FIELD(key), .metavar = "FILE",
@@ -115,21 +126,32 @@ static const struct opt opts[] = {
     {.name = "ip-template", .ini = "IPTemplate", .cmds = SRV | CON, .type = T_STR,
      FIELD(ip_template), .check = check_ip_template, .metavar = "URI",
      .help = "CONNECT-IP URI template (default " MASQ_DEFAULT_IP_TEMPLATE ")"},
-    {.name = "proxy", .ini = "Proxy", .cmds = FWD | CON, .type = T_STR, FIELD(proxy),
+    {.name = "proxy", .ini = "Proxy", .cmds = CLI, .type = T_STR, FIELD(proxy),
      .check = check_proxy, .metavar = "https://HOST[:PORT]",
      .help = "the MASQUE proxy to tunnel through (required)"},
-    {.name = "token", .ini = "Token", .cmds = FWD | CON, .type = T_STR, FIELD(token),
+    {.name = "token", .ini = "Token", .cmds = CLI, .type = T_STR, FIELD(token),
      .check = check_token, .metavar = "TOKEN",
      .help = "bearer token to present to the proxy (prefer Token= in a mode 0600 config)"},
-    {.name = "ca", .ini = "CA", .cmds = FWD | CON, .type = T_PATH, FIELD(ca), .metavar = "FILE",
+    {.name = "ca", .ini = "CA", .cmds = CLI, .type = T_PATH, FIELD(ca), .metavar = "FILE",
      .help = "trust the proxy certificate if it chains to this PEM file instead of the "
              "system CAs"},
-    {.name = "insecure", .ini = "Insecure", .cmds = FWD | CON, .type = T_FLAG, FIELD(insecure),
+    {.name = "insecure", .ini = "Insecure", .cmds = CLI, .type = T_FLAG, FIELD(insecure),
      .help = "do not verify the proxy certificate (testing only)"},
     {.name = "udp", .ini = "UDP", .cmds = FWD, .type = T_FWDS, LIST(udp, nudp),
      .metavar = "[BIND:]PORT:HOST:HOSTPORT",
      .help = "listen on local UDP BIND:PORT (BIND defaults to 127.0.0.1) and relay to "
-             "HOST:HOSTPORT through the proxy; repeatable, at least one"},
+             "HOST:HOSTPORT through the proxy; repeatable (at least one --udp or --tcp)"},
+    {.name = "tcp", .ini = "TCP", .cmds = FWD, .type = T_FWDS, LIST(tcp, ntcp),
+     .metavar = "[BIND:]PORT:HOST:HOSTPORT",
+     .help = "listen on local TCP BIND:PORT (BIND defaults to 127.0.0.1) and connect each "
+             "accepted connection to HOST:HOSTPORT through the proxy; repeatable"},
+    {.name = "user", .ini = "User", .cmds = SOX, .type = T_STR, FIELD(socks_user),
+     .metavar = "NAME",
+     .help = "require SOCKS5 username/password authentication (RFC 1929) with this name; "
+             "needs --password"},
+    {.name = "password", .ini = "Password", .cmds = SOX, .type = T_STR, FIELD(socks_password),
+     .metavar = "PW",
+     .help = "the password for --user (prefer Password= in a mode 0600 config)"},
     {.name = "route", .ini = "Route", .cmds = CON, .type = T_CIDRS, LIST(routes, nroutes),
      .metavar = "CIDR",
      .help = "send only this prefix through the tunnel; repeatable (default everything the "
@@ -153,7 +175,7 @@ static const struct opt opts[] = {
      .max = 0xffffffffu, .metavar = "N",
      .help = "firewall mark (and routing table) that keeps the tunnel's own packets out of "
              "it (default 28017)"},
-    {.name = "udp-template", .ini = "UDPTemplate", .cmds = SRV | FWD, .type = T_STR,
+    {.name = "udp-template", .ini = "UDPTemplate", .cmds = SRV | FWD | SOX, .type = T_STR,
      FIELD(udp_template), .check = check_template, .metavar = "URI",
      .help = "CONNECT-UDP URI template (default " MASQ_DEFAULT_UDP_TEMPLATE ")"},
     {.name = "idle-timeout", .ini = "IdleTimeout", .cmds = SRV, .type = T_UINT,
@@ -176,16 +198,18 @@ static const struct opt opts[] = {
      .help = "subjectAltName the certificate is valid for; repeatable (default localhost)"},
     {.name = "days", .cmds = GEN, .type = T_UINT, FIELD(days), .min = 1, .max = 36500,
      .metavar = "N", .help = "validity in days (default 365)"},
-    {.name = "verbose", .shortname = 'v', .cmds = SRV | FWD | CON, .type = T_COUNT, FIELD(verbose),
+    {.name = "verbose", .shortname = 'v', .cmds = SRV | CLI, .type = T_COUNT, FIELD(verbose),
      .help = "log more; repeat for debug output"},
-    {.name = "help", .shortname = 'h', .cmds = SRV | FWD | GEN | CON, .type = T_HELP,
+    {.name = "help", .shortname = 'h', .cmds = SRV | GEN | CLI, .type = T_HELP,
      .help = "show this help"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
-static const char *const cmd_names[MASQ_NCMDS] = {"server", "forward", "gencert", "connect"};
+static const char *const cmd_names[MASQ_NCMDS] = {"server",  "forward", "gencert",
+                                                  "connect", "socks",   "http-proxy"};
 /* Config file sections; NULL for subcommands without a config file. */
-static const char *const cmd_sections[MASQ_NCMDS] = {"Server", "Forward", NULL, "Connect"};
+static const char *const cmd_sections[MASQ_NCMDS] = {"Server",  "Forward", NULL,
+                                                     "Connect", "Socks",   "HTTPProxy"};
 
 static const char *cmd_name(masq_cmd cmd) {
   return (unsigned)cmd < MASQ_NCMDS ? cmd_names[cmd] : "?";
@@ -723,7 +747,12 @@ int masq_opts_load_file(masq_opts *o, const char *path, char *err, size_t errcap
 void masq_opts_init(masq_opts *o, masq_cmd cmd) {
   memset(o, 0, sizeof(*o));
   o->cmd = cmd;
-  snprintf(o->listen, sizeof(o->listen), "%s", "[::]:443");
+  /* The local proxies listen on loopback only unless told otherwise:
+   * anyone who can reach them can use the tunnel. */
+  const char *listen = cmd == MASQ_CMD_SOCKS        ? "127.0.0.1:1080"
+                       : cmd == MASQ_CMD_HTTP_PROXY ? "127.0.0.1:8080"
+                                                    : "[::]:443";
+  snprintf(o->listen, sizeof(o->listen), "%s", listen);
   snprintf(o->udp_template, sizeof(o->udp_template), "%s", MASQ_DEFAULT_UDP_TEMPLATE);
   snprintf(o->ip_template, sizeof(o->ip_template), "%s", MASQ_DEFAULT_IP_TEMPLATE);
   snprintf(o->tun, sizeof(o->tun), "%s", cmd == MASQ_CMD_SERVER ? "masqs0" : "masq0");
@@ -921,19 +950,44 @@ static int check_connect(masq_opts *o, char *err, size_t cap) {
   return 0;
 }
 
-static int check_forward(masq_opts *o, char *err, size_t cap) {
-  if (o->proxy[0] == '\0') return masq_errf(err, cap, "forward needs --proxy https://HOST[:PORT]");
-  if (o->nudp == 0)
-    return masq_errf(err, cap, "forward needs at least one --udp [BIND:]PORT:HOST:HOSTPORT");
+/* What every client needs: a proxy, and a clear choice of trust. */
+static int check_client(masq_opts *o, char *err, size_t cap) {
+  if (o->proxy[0] == '\0')
+    return masq_errf(err, cap, "%s needs --proxy https://HOST[:PORT]", cmd_name(o->cmd));
   if (o->ca[0] != '\0' && o->insecure)
     return masq_errf(err, cap,
                 "--ca and --insecure conflict: --ca verifies the proxy against FILE, "
                 "--insecure skips verification; give one");
-  for (size_t i = 0; i < o->nudp; i++)
+  return 0;
+}
+
+static int check_dups(const masq_fwdspec *v, size_t n, const char *flag, char *err, size_t cap) {
+  for (size_t i = 0; i < n; i++)
     for (size_t j = 0; j < i; j++)
-      if (o->udp[i].port == o->udp[j].port && strcmp(o->udp[i].bind, o->udp[j].bind) == 0)
-        return masq_errf(err, cap, "--udp: local %s port %u is forwarded twice", o->udp[i].bind,
-                    (unsigned)o->udp[i].port);
+      if (v[i].port == v[j].port && strcmp(v[i].bind, v[j].bind) == 0)
+        return masq_errf(err, cap, "%s: local %s port %u is forwarded twice", flag, v[i].bind,
+                    (unsigned)v[i].port);
+  return 0;
+}
+
+static int check_forward(masq_opts *o, char *err, size_t cap) {
+  if (check_client(o, err, cap) != 0) return -1;
+  if (o->nudp == 0 && o->ntcp == 0)
+    return masq_errf(err, cap,
+                     "forward needs at least one --udp or --tcp [BIND:]PORT:HOST:HOSTPORT");
+  if (check_dups(o->udp, o->nudp, "--udp", err, cap) != 0 ||
+      check_dups(o->tcp, o->ntcp, "--tcp", err, cap) != 0)
+    return -1;
+  return 0;
+}
+
+static int check_socks(masq_opts *o, char *err, size_t cap) {
+  if (check_client(o, err, cap) != 0) return -1;
+  if ((o->socks_user[0] == '\0') != (o->socks_password[0] == '\0'))
+    return masq_errf(err, cap, "--user and --password go together: give both or neither");
+  /* RFC 1929 §2: each is sent with a one-byte length. */
+  if (strlen(o->socks_user) > 255 || strlen(o->socks_password) > 255)
+    return masq_errf(err, cap, "--user and --password: at most 255 bytes each (RFC 1929)");
   return 0;
 }
 
@@ -957,6 +1011,10 @@ int masq_opts_parse(masq_opts *o, int argc, char **argv, char *err, size_t errca
       return check_forward(o, err, errcap);
     case MASQ_CMD_CONNECT:
       return check_connect(o, err, errcap);
+    case MASQ_CMD_SOCKS:
+      return check_socks(o, err, errcap);
+    case MASQ_CMD_HTTP_PROXY:
+      return check_client(o, err, errcap);
     case MASQ_CMD_GENCERT:
       if (o->nnames == 0) {
         snprintf(o->names[0], sizeof(o->names[0]), "%s", "localhost");
@@ -976,13 +1034,20 @@ static const char *const synopsis[] = {
      "Runs a MASQUE proxy: HTTP/3 CONNECT-UDP (RFC 9298) to the targets clients\n"
      "ask for, and CONNECT-IP (RFC 9484): a VPN gateway with address pools."),
     ("masq forward [options] --proxy https://HOST[:PORT]\n"
-     "                    --udp [BIND:]PORT:HOST:HOSTPORT...\n"
-     "Listens on local UDP ports and relays each one to its target through the proxy."),
+     "                    (--udp | --tcp) [BIND:]PORT:HOST:HOSTPORT...\n"
+     "Listens on local UDP and TCP ports and relays each one to its target through the\n"
+     "proxy (CONNECT-UDP for UDP, a plain CONNECT per TCP connection)."),
     ("masq gencert [--cert FILE] [--key FILE] [--name DNS-or-IP]... [--days N]\n"
      "Writes a self-signed ECDSA P-256 certificate and key for testing."),
     ("masq connect [options] --proxy https://HOST[:PORT]\n"
      "Brings up a VPN: a TUN device whose IP packets travel through the proxy with\n"
      "CONNECT-IP (RFC 9484), with the addresses and routes the proxy assigns."),
+    ("masq socks [options] --proxy https://HOST[:PORT]\n"
+     "A local SOCKS5 proxy (RFC 1928): CONNECT through plain CONNECT streams and UDP\n"
+     "ASSOCIATE through CONNECT-UDP, all over one QUIC connection to the proxy."),
+    ("masq http-proxy [options] --proxy https://HOST[:PORT]\n"
+     "A local HTTP/1.1 proxy: CONNECT tunnels and http:// requests, each carried by a\n"
+     "plain CONNECT stream over one QUIC connection to the proxy."),
 };
 
 #define HELP_COL 34
@@ -1046,10 +1111,15 @@ void masq_opts_usage(masq_cmd cmd, FILE *f) {
     if (w > 0 && (size_t)w < sizeof(reps) - rn) rn += (size_t)w;
   }
   char tail[2048];
-  snprintf(tail, sizeof(tail),
-           "Config file keys, in section [%s]:%s. %s may repeat. Flags on the command line "
-           "override single values and add to repeated ones.",
-           cmd_sections[cmd], keys, reps);
+  if (rn)
+    snprintf(tail, sizeof(tail),
+             "Config file keys, in section [%s]:%s. %s may repeat. Flags on the command line "
+             "override single values and add to repeated ones.",
+             cmd_sections[cmd], keys, reps);
+  else
+    snprintf(tail, sizeof(tail),
+             "Config file keys, in section [%s]:%s. Flags on the command line override them.",
+             cmd_sections[cmd], keys);
   fputc('\n', f);
   wrap(f, tail, 0, 0);
 }

@@ -15,8 +15,15 @@
 #define MASQ_MAX_FORWARDS 64
 #define MASQ_TOKEN_MAX 256
 
-typedef enum { MASQ_CMD_SERVER, MASQ_CMD_FORWARD, MASQ_CMD_GENCERT, MASQ_CMD_CONNECT } masq_cmd;
-#define MASQ_NCMDS 4
+typedef enum {
+  MASQ_CMD_SERVER,
+  MASQ_CMD_FORWARD,
+  MASQ_CMD_GENCERT,
+  MASQ_CMD_CONNECT,
+  MASQ_CMD_SOCKS,
+  MASQ_CMD_HTTP_PROXY
+} masq_cmd;
+#define MASQ_NCMDS 6
 
 #define MASQ_MAX_ROUTES 64
 #define MASQ_IFNAME_MAX 15 /* IFNAMSIZ - 1 */
@@ -26,8 +33,9 @@ typedef struct masq_opts {
   int verbose; /* count of -v */
   char config[MASQ_PATH_MAX];
 
-  /* server */
-  char listen[128];  /* ADDR:PORT, default "[::]:443" */
+  /* server; socks and http-proxy listen on TCP */
+  char listen[128];  /* ADDR:PORT, default "[::]:443" (socks 127.0.0.1:1080,
+                        http-proxy 127.0.0.1:8080) */
   char cert[MASQ_PATH_MAX];
   char key[MASQ_PATH_MAX];
   char tokens[MASQ_MAX_TOKENS][MASQ_TOKEN_MAX + 1];
@@ -59,6 +67,12 @@ typedef struct masq_opts {
   int insecure;
   masq_fwdspec udp[MASQ_MAX_FORWARDS];
   size_t nudp;
+  masq_fwdspec tcp[MASQ_MAX_FORWARDS];
+  size_t ntcp;
+
+  /* socks (client): RFC 1929 credentials for local access, both or none */
+  char socks_user[256];
+  char socks_password[256];
 
   /* connect (client) */
   masq_cidr routes[MASQ_MAX_ROUTES];   /* what goes into the tunnel; none = all */

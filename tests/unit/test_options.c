@@ -299,7 +299,7 @@ static void test_required(void **state) {
   assert_err(parse(MASQ_CMD_FORWARD, "--udp", "1:h:2", NULL),
              "forward needs --proxy https://HOST[:PORT]");
   assert_err(parse(MASQ_CMD_FORWARD, "--proxy", "https://p", NULL),
-             "forward needs at least one --udp [BIND:]PORT:HOST:HOSTPORT");
+             "forward needs at least one --udp or --tcp [BIND:]PORT:HOST:HOSTPORT");
   assert_err(parse(MASQ_CMD_FORWARD, FWD_OK, "--ca", "ca.pem", "--insecure", NULL),
              "--ca and --insecure conflict: --ca verifies the proxy against FILE, --insecure "
              "skips verification; give one");
@@ -558,6 +558,95 @@ static void test_config_and_flags(void **state) {
   assert_int_equal(rmdir(tmpdir), 0);
 }
 
+/* masq forward --tcp, masq socks and masq http-proxy: defaults, flags,
+ * the checks that pair or conflict, and their config sections. */
+static void test_tcp_front_ends(void **state) {
+  (void)state;
+  assert_int_equal(parse(MASQ_CMD_FORWARD, "--proxy", "https://p", "--tcp", "2222:host.example:22",
+                         "--tcp", "[::1]:8443:[2001:db8::1]:443", NULL),
+                   0);
+  assert_int_equal(o.nudp, 0);
+  assert_int_equal(o.ntcp, 2);
+  assert_string_equal(o.tcp[0].bind, "127.0.0.1");
+  assert_int_equal(o.tcp[0].port, 2222);
+  assert_string_equal(o.tcp[0].host, "host.example");
+  assert_string_equal(o.tcp[1].bind, "::1");
+  assert_string_equal(o.tcp[1].host, "2001:db8::1");
+  /* The same local port for UDP and TCP is fine; twice for TCP is not. */
+  assert_int_equal(parse(MASQ_CMD_FORWARD, FWD_OK, "--tcp", "5353:h:1", NULL), 0);
+  assert_err(parse(MASQ_CMD_FORWARD, FWD_OK, "--tcp", "5354:h:1", "--tcp", "5354:g:2", NULL),
+             "--tcp: local 127.0.0.1 port 5354 is forwarded twice");
+  assert_err(parse(MASQ_CMD_FORWARD, FWD_OK, "--tcp", "nope", NULL),
+             "--tcp needs [BIND:]PORT:HOST:HOSTPORT, got \"nope\"");
+
+  assert_int_equal(parse(MASQ_CMD_SOCKS, "--proxy", "https://p", NULL), 0);
+  assert_string_equal(o.listen, "127.0.0.1:1080");
+  assert_string_equal(o.socks_user, "");
+  assert_int_equal(parse(MASQ_CMD_SOCKS, "--proxy", "https://p", "--listen", "[::1]:1081",
+                         "--user", "alice", "--password", "pw", "--token", "t", "--insecure",
+                         "--udp-template", "https://{proxy}/u/{target_host}/{target_port}/",
+                         NULL),
+                   0);
+  assert_string_equal(o.listen, "[::1]:1081");
+  assert_string_equal(o.socks_user, "alice");
+  assert_string_equal(o.socks_password, "pw");
+  assert_string_equal(o.udp_template, "https://{proxy}/u/{target_host}/{target_port}/");
+  assert_err(parse(MASQ_CMD_SOCKS, NULL), "socks needs --proxy https://HOST[:PORT]");
+  assert_err(parse(MASQ_CMD_SOCKS, "--proxy", "https://p", "--user", "a", NULL),
+             "--user and --password go together: give both or neither");
+  assert_err(parse(MASQ_CMD_SOCKS, "--proxy", "https://p", "--password", "a", NULL),
+             "--user and --password go together: give both or neither");
+  assert_err(parse(MASQ_CMD_SOCKS, "--proxy", "https://p", "--listen", "localhost", NULL),
+             "--listen needs ADDR:PORT (e.g. [::]:443 or 0.0.0.0:443), got \"localhost\"");
+  assert_err(parse(MASQ_CMD_SOCKS, "--proxy", "https://p", "--tcp", "1:h:2", NULL),
+             "--tcp is for masq forward, not masq socks");
+
+  assert_int_equal(parse(MASQ_CMD_HTTP_PROXY, "--proxy", "https://p", NULL), 0);
+  assert_string_equal(o.listen, "127.0.0.1:8080");
+  assert_err(parse(MASQ_CMD_HTTP_PROXY, "--proxy", "https://p", "--user", "a", NULL),
+             "--user is for masq socks, not masq http-proxy");
+  assert_err(parse(MASQ_CMD_HTTP_PROXY, "--proxy", "https://p", "--ca", "c", "--insecure", NULL),
+             "--ca and --insecure conflict: --ca verifies the proxy against FILE, --insecure "
+             "skips verification; give one");
+
+  static const char conf[] = "[Socks]\nProxy = https://s.example\nListen = 0.0.0.0:1090\n"
+                             "User = bob\nPassword = pw2\n"
+                             "[HTTPProxy]\nProxy = https://h.example\nListen = 127.0.0.1:3128\n"
+                             "[Forward]\nProxy = https://f.example\nTCP = 2200:h:22\n";
+  masq_opts_init(&o, MASQ_CMD_SOCKS);
+  assert_int_equal(masq_opts_load_string(&o, conf, err, sizeof(err)), 0);
+  assert_string_equal(o.proxy, "https://s.example");
+  assert_string_equal(o.listen, "0.0.0.0:1090");
+  assert_string_equal(o.socks_user, "bob");
+  masq_opts_init(&o, MASQ_CMD_HTTP_PROXY);
+  assert_int_equal(masq_opts_load_string(&o, conf, err, sizeof(err)), 0);
+  assert_string_equal(o.proxy, "https://h.example");
+  assert_string_equal(o.listen, "127.0.0.1:3128");
+  masq_opts_init(&o, MASQ_CMD_FORWARD);
+  assert_int_equal(masq_opts_load_string(&o, conf, err, sizeof(err)), 0);
+  assert_int_equal(o.ntcp, 1);
+  assert_int_equal(o.tcp[0].hostport, 22);
+  masq_opts_init(&o, MASQ_CMD_HTTP_PROXY);
+  assert_int_equal(masq_opts_load_string(&o, "[HTTPProxy]\nUser = x\n", err, sizeof(err)), -1);
+  assert_string_equal(err, "<config>:2: unknown key 'User' in [HTTPProxy]");
+
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  assert_non_null(f);
+  masq_opts_usage(MASQ_CMD_SOCKS, f);
+  masq_opts_usage(MASQ_CMD_HTTP_PROXY, f);
+  masq_opts_usage(MASQ_CMD_FORWARD, f);
+  assert_int_equal(fclose(f), 0);
+  static const char *const want[] = {"Usage: masq socks", "--user NAME", "--password PW",
+                                     "127.0.0.1:1080", "[Socks]", "Usage: masq http-proxy",
+                                     "127.0.0.1:8080", "[HTTPProxy]",
+                                     "--tcp [BIND:]PORT:HOST:HOSTPORT"};
+  for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+    if (strstr(buf, want[i]) == NULL) fail_msg("usage lacks %s", want[i]);
+  free(buf);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_server_defaults),   cmocka_unit_test(test_server_all_flags),
@@ -569,6 +658,7 @@ int main(void) {
       cmocka_unit_test(test_required),          cmocka_unit_test(test_forward_value_errors),
       cmocka_unit_test(test_config_string),     cmocka_unit_test(test_config_long_lines),
       cmocka_unit_test(test_config_errors),     cmocka_unit_test(test_config_and_flags),
+      cmocka_unit_test(test_tcp_front_ends),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
