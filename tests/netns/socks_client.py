@@ -143,7 +143,11 @@ async def one_flow(i, host, port, hold, done, results):
         r, w = await asyncio.open_connection(*PROXY)
         w.write(greeting())
         m = await r.readexactly(2)
-        if m[1] != 0:
+        if m[1] == 0x02:
+            w.write(auth_msg())
+            if (await r.readexactly(2))[1] != 0:
+                raise RuntimeError("authentication refused")
+        elif m[1] != 0:
             raise RuntimeError("method %s" % m.hex())
         w.write(b"\x05\x01\x00" + addr_bytes(host, port))
         head = await r.readexactly(4)
