@@ -43,8 +43,8 @@ done
 [ -n "$BUILD" ] || usage
 die() { echo "compare: $*" >&2; exit 1; }
 BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || die "no such build directory"
-MASQ=$BUILD/masq IMPAIR=$BUILD/impair PROBE=$BUILD/udpprobe
-for b in "$MASQ" "$IMPAIR" "$PROBE"; do
+MASQ=$BUILD/masq IMPAIR=$BUILD/impair PROBE=$BUILD/udpprobe TPROBE=$BUILD/tcpprobe
+for b in "$MASQ" "$IMPAIR" "$PROBE" "$TPROBE"; do
   [ -x "$b" ] || die "$b is missing: cmake -S $ROOT -B $BUILD && cmake --build $BUILD"
 done
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, TUN devices): sudo $0 $*"
@@ -65,7 +65,7 @@ ID=$$
 NS_C=mqb-c-$ID NS_L=mqb-l-$ID NS_S=mqb-s-$ID NS_T=mqb-t-$ID
 C4=198.51.100.2 LC4=198.51.100.1 LS4=203.0.113.1 S4=203.0.113.2 SI4=192.0.2.1 T4=192.0.2.2
 IMP=imp-$ID SRV_TUN=mqs-$ID CLI_TUN=mqc-$ID WG_S=wgs-$ID WG_C=wgc-$ID
-PROBE_PORT=7000 FWD_PORT=7001 WG_PORT=51820
+PROBE_PORT=7000 FWD_PORT=7001 WG_PORT=51820 TCP_PORT=5300 SOCKS=127.0.0.1:1080
 TOKEN=bench-token-$ID
 WORK=$(mktemp -d /tmp/masq-compare.XXXXXX) || die "mktemp failed"
 LOGS=$WORK/logs RESULTS=$WORK/results.tsv META=$WORK/meta.txt
@@ -248,12 +248,35 @@ ping_parse() { awk '/^ping sent/ && $5 > 0 { print $9, $11, $7 }' "$1"; }
 # sees the same course of delays
 swing() { [ -n "$IMPAIR_PID" ] && kill -USR2 "$IMPAIR_PID" 2>/dev/null; return 0; }
 
+# tcpprobe_run NAME STREAMS: bulk TCP through the SOCKS5 front end; prints
+# "MBIT BYTES" or fails with the reason on stderr.
+tcpprobe_run() {
+  local out=$LOGS/tcpprobe-$1.log
+  timeout $((TCP_S + 30)) ip netns exec "$NS_C" "$TPROBE" send $T4 $TCP_PORT --streams "$2" \
+    --seconds "$TCP_S" --socks $SOCKS >"$out" 2>&1 || { tail -n 1 "$out" >&2; return 1; }
+  awk '/^result/ { print $3, $5 }' "$out"
+}
+
 # measure PROFILE SYSTEM RUN HOST PORT KIND: the figures of one system.
-# KIND: ip (TCP and UDP through a routed path or tunnel), udp (UDP only).
+# KIND: ip (TCP and UDP through a routed path or tunnel), udp (UDP only),
+# socks (TCP only, through the SOCKS5 front end).
 measure() {
   local prof=$1 sys=$2 run=$3 host=$4 port=$5 kind=$6 tag=$1-$2-$3 r a b c bytes=0 ping_pid
   local maxloss
   maxloss=$(profile_maxloss "$prof")
+  if [ "$kind" = socks ]; then
+    local n
+    for n in 1 4; do
+      swing
+      if r=$(tcpprobe_run "$tag-$n" $n 2>"$LOGS/err"); then
+        rec "$prof" "$sys" "$run" tcp$n "${r% *}"; bytes=$((bytes + ${r#* }))
+      else
+        rec "$prof" "$sys" "$run" fail "TCP $n stream(s): $(head -c 150 "$LOGS/err")"
+      fi
+    done
+    BYTES=$bytes
+    return
+  fi
   if [ "$kind" = ip ]; then
     # One stream, with round trips sampled while it runs.
     start_bg "ping-load-$tag" ip netns exec "$NS_C" "$PROBE" ping "$host" "$port" \
@@ -346,11 +369,10 @@ SRV_PID='' CLI_PID='' STARTUP_MS=''
 # first_packet NAME HOST PORT T0: time from T0 (ns) to the first probe
 # answered through the system; sets STARTUP_MS.
 first_packet() {
-  local out t1
-  out=$(ip netns exec "$NS_C" "$PROBE" first "$2" "$3" --timeout 20 2>&1) || {
+  local out
+  out=$(ip netns exec "$NS_C" "$PROBE" first "$2" "$3" --timeout 20 2>/dev/null) || {
     REASON="no packet through it within 20 s ($(log_tail "$1" 1))"; return 1; }
-  t1=${out#first }
-  STARTUP_MS=$(awk -v a="$4" -v b="$t1" 'BEGIN { printf "%.0f", (b - a) / 1e6 }')
+  STARTUP_MS=$(awk -v a="$4" '/^first/ { printf "%.0f", ($2 - a) / 1e6 }' <<<"$out")
 }
 
 sys_up_direct() {
@@ -406,10 +428,20 @@ socks_available() {
     SOCKS_WHY="not available: \`masq socks --help\` failed ($(head -n 1 <<<"$out" | cut -c1-80))"
     return 1
   fi
-  # Not wired up yet: the front end's options are not settled.
-  SOCKS_WHY="not available: masq socks exists but this harness does not drive it yet"
-  return 1
 }
+sys_up_masq-socks() {
+  masq_server "masq-socks-server-$1" || return 1
+  local t0 out
+  t0=$(date +%s%N)
+  start_bg "masq-socks-client-$1" ip netns exec "$NS_C" "$MASQ" socks --proxy "https://$S4:443" \
+    --ca "$WORK/cert.pem" --token "$TOKEN" --listen $SOCKS
+  CLI_PID=$LAST_PID
+  out=$(ip netns exec "$NS_C" "$TPROBE" first $T4 $TCP_PORT --socks $SOCKS --timeout 20 2>/dev/null) || {
+    REASON="no byte through it within 20 s ($(log_tail "masq-socks-client-$1" 1))"; return 1; }
+  STARTUP_MS=$(awk -v a="$t0" '/^first/ { printf "%.0f", ($2 - a) / 1e6 }' <<<"$out")
+  HOST=$T4 PORT=$TCP_PORT KIND=socks
+}
+sys_down_masq-socks() { stop_pid "$CLI_PID"; stop_pid "$SRV_PID"; }
 
 WG_READY=0
 wg_keys() {
@@ -502,6 +534,8 @@ say "namespaces ${NS_C%-*}-{c,l,s,t}-$ID, logs in $WORK; $RUNS run(s) per figure
 topo_up || die "cannot build the topology"
 start_bg probe-server ip netns exec "$NS_T" "$PROBE" serve $PROBE_PORT
 wait_for 5 log_has probe-server ready || die "udpprobe serve did not start: $(log_tail probe-server)"
+start_bg tcp-sink ip netns exec "$NS_T" "$TPROBE" sink $TCP_PORT
+wait_for 5 log_has tcp-sink ready || die "tcpprobe sink did not start: $(log_tail tcp-sink)"
 start_bg iperf3-server ip netns exec "$NS_T" iperf3 -s
 wait_for 10 n_t sh -c "ss -Hltn 'sport = :5201' | grep -q ." || die "iperf3 -s did not start"
 
