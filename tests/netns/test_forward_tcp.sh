@@ -3,7 +3,8 @@
 # connection becomes a plain CONNECT stream on the same QUIC connection
 # as the UDP tunnels. An HTTP download (name target) and an echo over
 # IPv6 arrive intact with half-close working both ways; a refused
-# target resets the local connection.
+# target resets the local connection; after a proxy restart new TCP
+# connections work again.
 TEST_NAME=forward_tcp
 # shellcheck source=tests/netns/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -75,4 +76,20 @@ out=$(udp_client "$NS_C" 127.0.0.1 5007 100 3 3 2>&1) || fail "UDP beside TCP: $
 n=$(grep -c "new connection from" "$TMP/server.log" || true)
 ((n == 1)) || fail "forward used $n QUIC connections, want 1"
 pretty "UDP echo on the same connection: $out"
+
+# The proxy restarts: open TCP flows are lost with it, but forward
+# reconnects and new TCP connections work again.
+kill "$SERVER_PID"
+wait "$SERVER_PID" || fail "the server exited with an error on SIGTERM"
+wait_log "$TMP/fwd.log" "lost: .*reconnecting in" 15
+mv "$TMP/server.log" "$TMP/server-first.log"
+start_server
+for ((i = 0; i < 200; i++)); do
+  (($(grep -c "connected to" "$TMP/fwd.log") >= 2)) && break
+  sleep 0.1
+done
+(($(grep -c "connected to" "$TMP/fwd.log") >= 2)) || fail "forward did not reconnect"
+sum=$(n_c curl -sS --max-time 30 http://127.0.0.1:2000/f | sha256sum | cut -d' ' -f1)
+[ "$sum" = "$SUM" ] || fail "50 MB through --tcp after the reconnection arrived damaged"
+pretty "after the proxy restarted: reconnected, 50 MB through --tcp intact"
 finish
