@@ -28,6 +28,7 @@
 #include "io/netlink.h"
 #include "io/tls.h"
 #include "io/tun.h"
+#include "proto/gso.h"
 #include "proto/ipcapsule.h"
 #include "proto/iprange.h"
 #include "proto/ippkt.h"
@@ -46,13 +47,22 @@
 #define ASSIGN_CAP (MASQ_SESS_CAPSULE_MAX / MASQ_IPCAP_ASSIGN_MIN_ENTRY + 1)
 #define ROUTE_CAP (MASQ_SESS_CAPSULE_MAX / MASQ_IPCAP_ROUTE_MIN_ENTRY + 1)
 #define RANGE_CAP (ROUTE_CAP + 2 * MASQ_MAX_ROUTES + 8)
-#define TUN_BURST 64
+/* Packets taken from the TUN per wakeup, counting every segment of a
+ * super-packet: below the datagram queue (CLIENT_DGRAM_QUEUE), so one
+ * wakeup's reads fit it, and bounded so the proxy socket (ACKs) gets its
+ * turn. */
+#define TUN_BUDGET 512
+/* Datagram send queue: one super-packet is up to ~48 packets, and the
+ * queue absorbs the bursts TSO reads produce until the connection's
+ * congestion window lets them out (1024 x ~1.45 KB). */
+#define CLIENT_DGRAM_QUEUE 1024
 
 typedef enum { P_CONNECTING, P_REQUESTED, P_OPEN, P_UP } phase;
 
 typedef struct counters {
   uint64_t tx, rx, bad, link_local, bad_src, no_route, too_big, send_fail, in_not_ours,
       tun_write_fail;
+  uint64_t tun_reads; /* read calls that returned a packet or super-packet */
 } counters;
 
 typedef struct cip {
@@ -95,6 +105,14 @@ typedef struct cip {
   uint8_t capbuf[ASSIGN_CAP * 26];
   uint8_t buf[65536];
   uint8_t icmp[MASQ_ICMP_ERROR_MAX];
+  /* The TUN carries a virtio-net header with TSO/USO (proto/gso.h): a
+   * read brings up to 64 KiB, cut into packets in place; packets for the
+   * TUN are coalesced per flow in gro and written at the end of each
+   * loop iteration. */
+  int offloads; /* MASQ_TUN_F_* in effect */
+  uint8_t tunbuf[MASQ_GSO_BUF];
+  masq_gro gro;
+  uint8_t gromem[MASQ_GRO_MEM];
 } cip;
 
 static void cip_fail(cip *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -425,38 +443,47 @@ static void icmp_back(cip *s, const uint8_t *pkt, size_t n, const masq_ippkt *p,
   if (!masq_ratelimit_ok(&s->icmp_rl)) return;
   size_t len = masq_icmp_error_build(s->icmp, sizeof(s->icmp), pkt, n, &p->dst, kind,
                                      (uint32_t)mtu);
-  if (len && masq_tun_write(s->tunfd, s->icmp, len) != 0) s->cnt.tun_write_fail++;
+  if (len) masq_gro_add(&s->gro, s->icmp, len); /* not TCP: written at once */
 }
 
-static void outbound(cip *s, const uint8_t *pkt, size_t n) {
-  masq_ippkt p;
-  if (masq_ippkt_parse(pkt, n, &p, NULL) != 0) {
-    s->cnt.bad++;
-    return;
+/* Checks a packet about to enter the tunnel: 0 if it may go (*p parsed),
+ * else -1 with the refusal counted `count` times (a super-packet's
+ * segments share their headers, so one check speaks for all of them)
+ * and answered where RFC 9484 §7.2.1 suggests it. */
+static int outbound_check(cip *s, const uint8_t *pkt, size_t n, size_t count, masq_ippkt *p) {
+  if (masq_ippkt_parse(pkt, n, p, NULL) != 0) {
+    s->cnt.bad += count;
+    return -1;
   }
-  if (link_local(&p.dst)) {
-    s->cnt.link_local++;
-    return;
+  if (link_local(&p->dst)) {
+    s->cnt.link_local += count;
+    return -1;
   }
-  if (!assigned_src(s, &p.src)) {
-    s->cnt.bad_src++;
-    return;
+  if (!assigned_src(s, &p->src)) {
+    s->cnt.bad_src += count;
+    return -1;
   }
-  if (!routed(s, &p)) {
-    s->cnt.no_route++;
-    icmp_back(s, pkt, n, &p, MASQ_ICMP_DEST_UNREACH_ADMIN, 0);
-    return;
+  if (!routed(s, p)) {
+    s->cnt.no_route += count;
+    icmp_back(s, pkt, n, p, MASQ_ICMP_DEST_UNREACH_ADMIN, 0);
+    return -1;
   }
   size_t max = masq_conn_max_datagram(s->c, s->sid);
-  if (p.len > max) {
+  if (p->len > max) {
     /* Only reachable if the datagram limit fell below the device MTU;
      * the error lets PMTUD inside the tunnel adapt (IPv4 without DF
-     * cannot be told and is just dropped). */
-    s->cnt.too_big++;
-    if (p.version == 6 || p.df) icmp_back(s, pkt, n, &p, MASQ_ICMP_PACKET_TOO_BIG, max);
-    return;
+     * cannot be told and is just dropped). A segment is checked, never
+     * a super-packet, so this is the size the packets really have. */
+    s->cnt.too_big += count;
+    if (p->version == 6 || p->df) icmp_back(s, pkt, n, p, MASQ_ICMP_PACKET_TOO_BIG, max);
+    return -1;
   }
-  if (masq_conn_send_datagram(s->c, s->sid, pkt, p.len) != 0) {
+  return 0;
+}
+
+/* RFC 9484 §11: one IP packet per HTTP datagram, never several. */
+static void outbound_send(cip *s, const uint8_t *pkt, size_t len) {
+  if (masq_conn_send_datagram(s->c, s->sid, pkt, len) != 0) {
     s->cnt.send_fail++;
     return;
   }
@@ -464,17 +491,63 @@ static void outbound(cip *s, const uint8_t *pkt, size_t n) {
   s->dirty = 1;
 }
 
+/* One packet or super-packet read from the TUN. Returns the packets it
+ * stood for. */
+static size_t outbound(cip *s, const masq_vnet_hdr *h, uint8_t *pkt, size_t n) {
+  masq_ippkt p;
+  if (h->gso_type == MASQ_VNET_GSO_NONE) {
+    if (masq_vnet_complete_csum(h, pkt, n, NULL) != 0) {
+      s->cnt.bad++;
+      return 1;
+    }
+    if (outbound_check(s, pkt, n, 1, &p) == 0) outbound_send(s, pkt, p.len);
+    return 1;
+  }
+  masq_gso g;
+  if (masq_gso_init(&g, h, pkt, n, NULL) != 0) {
+    s->cnt.bad++;
+    return 1;
+  }
+  size_t count = masq_gso_count(&g);
+  /* The first segment is the largest: it stands for all in the checks.
+   * Each is built in place and copied into the datagram queue before
+   * the next one overwrites it. */
+  uint8_t *seg;
+  size_t len = masq_gso_next_inplace(&g, &seg);
+  if (outbound_check(s, seg, len, count, &p) != 0) return count;
+  do outbound_send(s, seg, len);
+  while ((len = masq_gso_next_inplace(&g, &seg)) > 0);
+  return count;
+}
+
 static void on_tun(masq_loop *loop, masq_io *io, uint32_t events) {
   cip *s = io->ud;
-  for (int i = 0; i < TUN_BURST && s->ph == P_UP; i++) {
-    ssize_t n = masq_tun_read(s->tunfd, s->buf, sizeof(s->buf));
+  for (size_t done = 0; done < TUN_BUDGET && s->ph == P_UP;) {
+    ssize_t n = masq_tun_read(s->tunfd, s->tunbuf, sizeof(s->tunbuf));
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       s->cnt.bad++;
+      done++;
       continue;
     }
-    outbound(s, s->buf, (size_t)n);
+    s->cnt.tun_reads++;
+    if ((size_t)n < MASQ_VNET_HDR_LEN) {
+      s->cnt.bad++;
+      done++;
+      continue;
+    }
+    masq_vnet_hdr h;
+    masq_vnet_hdr_get(&h, s->tunbuf);
+    done += outbound(s, &h, s->tunbuf + MASQ_VNET_HDR_LEN, (size_t)n - MASQ_VNET_HDR_LEN);
   }
+}
+
+/* The coalescer's output (proto/gso.h): one TUN write. */
+static int tun_out(void *ud, const uint8_t *hdr, const uint8_t *pkt, size_t len) {
+  cip *s = ud;
+  if (masq_tun_writev(s->tunfd, hdr, MASQ_VNET_HDR_LEN, pkt, len) == 0) return 0;
+  s->cnt.tun_write_fail++;
+  return -1;
 }
 
 static void on_datagram(masq_conn *c, void *ud, int64_t sid, void *sud, const uint8_t *pkt,
@@ -490,10 +563,9 @@ static void on_datagram(masq_conn *c, void *ud, int64_t sid, void *sud, const ui
     s->cnt.in_not_ours++;
     return;
   }
-  if (masq_tun_write(s->tunfd, pkt, p.len) != 0) {
-    s->cnt.tun_write_fail++;
-    return;
-  }
+  /* Held and coalesced with its flow's next segments until the loop
+   * iteration ends (service), then written in one go. */
+  masq_gro_add(&s->gro, pkt, p.len);
   s->cnt.rx++;
 }
 
@@ -703,6 +775,9 @@ static void service(masq_loop *loop, void *ud) {
     if (!masq_conn_is_dead(s->c)) masq_conn_close(s->c, MASQ_H3_NO_ERROR, masq_now());
     return;
   }
+  /* What this iteration brought for the TUN goes in now: coalescing
+   * never waits for a later packet. */
+  masq_gro_flush(&s->gro);
   if (!masq_conn_is_dead(s->c) && s->dirty) masq_conn_write(s->c, masq_now());
   s->dirty = 0;
   if (masq_conn_is_dead(s->c)) {
@@ -789,6 +864,12 @@ static int tls_setup(cip *s) {
   s->cfg.sni = s->url.host;
   s->cfg.insecure = s->o->insecure;
   s->cfg.idle_timeout = 30 * NGTCP2_SECONDS;
+  s->cfg.dgram_queue = CLIENT_DGRAM_QUEUE;
+  /* Hidden knob for benchmarks (BENCHMARKS.md): MASQ_CC=bbr picks BBR
+   * instead of CUBIC for the QUIC connection. */
+  const char *cc = getenv("MASQ_CC");
+  s->cfg.cc_bbr = cc && strcmp(cc, "bbr") == 0;
+  if (s->cfg.cc_bbr) masq_log(MASQ_LOG_INFO, "congestion control: BBR (MASQ_CC)");
   return 0;
 }
 
@@ -797,7 +878,7 @@ static int tls_setup(cip *s) {
  * configuration must not be "recovered" from under it. */
 static int tun_setup(cip *s) {
   char err[512];
-  s->tunfd = masq_tun_open(s->o->tun, 0, s->tun, sizeof(s->tun));
+  s->tunfd = masq_tun_open(s->o->tun, 1, s->tun, sizeof(s->tun));
   if (s->tunfd < 0) {
     masq_log(MASQ_LOG_ERR, "cannot create TUN device %s: %s%s", s->o->tun, strerror(errno),
              errno == EPERM ? " (run as root or with CAP_NET_ADMIN)"
@@ -805,6 +886,15 @@ static int tun_setup(cip *s) {
                               : "");
     return -1;
   }
+  /* Offloads are an optimisation: without them (an old kernel) the
+   * header still comes, describing plain packets. */
+  s->offloads = masq_tun_offload_all(s->tunfd);
+  if (s->offloads < 0) {
+    masq_log(MASQ_LOG_WARN, "%s: no TUN offloads (%s); one packet per read", s->tun,
+             strerror(errno));
+    s->offloads = 0;
+  }
+  masq_gro_init(&s->gro, s->gromem, tun_out, s);
   int r = masq_ipconf_recover(s->tun, err, sizeof(err));
   if (r < 0) {
     masq_log(MASQ_LOG_ERR, "cannot undo a previous run's configuration: %s; fix it by hand and "
@@ -829,6 +919,7 @@ static int tun_setup(cip *s) {
 
 static void log_totals(cip *s) {
   const counters *k = &s->cnt;
+  const masq_gro_stats *g = &s->gro.stats;
   masq_log(MASQ_LOG_INFO,
            "packets out %llu in %llu; dropped: malformed %llu, link-local %llu, foreign source "
            "%llu, not routed %llu, too big %llu, unsendable %llu, not for us %llu, TUN write "
@@ -838,6 +929,16 @@ static void log_totals(cip *s) {
            (unsigned long long)k->no_route, (unsigned long long)k->too_big,
            (unsigned long long)k->send_fail, (unsigned long long)k->in_not_ours,
            (unsigned long long)k->tun_write_fail);
+  if (s->c) {
+    const masq_conn_stats *cs = masq_conn_get_stats(s->c);
+    masq_log(MASQ_LOG_INFO,
+             "TUN %s: %llu reads, %llu writes for %llu packets (%llu coalesced); datagram "
+             "queue full %llu, too big %llu",
+             s->offloads ? "with offloads" : "without offloads",
+             (unsigned long long)k->tun_reads, (unsigned long long)g->writes,
+             (unsigned long long)g->in, (unsigned long long)g->merged,
+             (unsigned long long)cs->drop_queue_full, (unsigned long long)cs->drop_too_big);
+  }
 }
 
 static void teardown(cip *s) {

@@ -89,6 +89,14 @@ int masq_tun_set_offload(int fd, unsigned flags) {
   return ioctl(fd, TUNSETOFFLOAD, (unsigned long)flags) < 0 ? -1 : 0;
 }
 
+int masq_tun_offload_all(int fd) {
+  unsigned all = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6;
+  if (masq_tun_set_offload(fd, all) == 0) return (int)all;
+  if (errno != EINVAL) return -1;
+  unsigned tcp = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+  return masq_tun_set_offload(fd, tcp) == 0 ? (int)tcp : -1;
+}
+
 /* A second, one-octet iovec catches packets longer than cap: TUN copies
  * as much as fits and drops the rest without a flag (IFF_NO_PI has no
  * TUN_PKT_STRIP), so "exactly cap" and "more than cap" are only told
@@ -114,6 +122,20 @@ int masq_tun_write(int fd, const uint8_t *buf, size_t len) {
   while (n < 0 && errno == EINTR);
   if (n < 0) return -1;
   if ((size_t)n != len) {
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+
+int masq_tun_writev(int fd, const uint8_t *hdr, size_t hlen, const uint8_t *pkt, size_t len) {
+  struct iovec iov[2] = {{.iov_base = (void *)(uintptr_t)hdr, .iov_len = hlen},
+                         {.iov_base = (void *)(uintptr_t)pkt, .iov_len = len}};
+  ssize_t n;
+  do n = writev(fd, iov, 2);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return -1;
+  if ((size_t)n != hlen + len) {
     errno = EIO;
     return -1;
   }

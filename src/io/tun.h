@@ -63,6 +63,12 @@ int masq_tun_open(const char *name_or_empty, int vnet_hdr, char *actual_name, si
  * Returns 0 or -1 with errno. */
 int masq_tun_set_offload(int fd, unsigned flags);
 
+/* Asks for every offload masq can undo (CSUM, TSO4, TSO6, USO4, USO6)
+ * and falls back to CSUM | TSO4 | TSO6 where the kernel refuses USO
+ * (before Linux 6.2). Returns the flags now in effect, or -1 with errno
+ * if even the fallback is refused (the fd then has none). */
+int masq_tun_offload_all(int fd);
+
 /* Reads one packet (preceded by the 10-octet virtio-net header on a
  * vnet_hdr fd). Returns its length, header included, or -1 with errno:
  * EAGAIN when there is none; EMSGSIZE when it is larger than cap -- the
@@ -81,5 +87,10 @@ ssize_t masq_tun_read(int fd, uint8_t *buf, size_t cap);
  * not mean delivery: the stack may still drop the packet (bad checksum,
  * truncated IP header, no route, rp_filter). */
 int masq_tun_write(int fd, const uint8_t *buf, size_t len);
+
+/* masq_tun_write of a header hdr[0..hlen) followed by pkt[0..len) in one
+ * write (writev), so a packet need not be copied behind its virtio-net
+ * header. Same returns. */
+int masq_tun_writev(int fd, const uint8_t *hdr, size_t hlen, const uint8_t *pkt, size_t len);
 
 #endif

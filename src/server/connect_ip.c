@@ -17,6 +17,7 @@
 #include "proto/uritemplate.h"
 #include "proto/wire.h"
 #include "server/internal.h"
+#include "server/iptun.h"
 
 #define SCOPE_MAX 8     /* addresses a scoped target may resolve to */
 #define REQ_MAX 16      /* Requested Addresses taken in one capsule */
@@ -564,30 +565,66 @@ static void icmp_too_big(srv *s, const masq_ippkt *p, const uint8_t *pkt, size_t
   if (n && masq_iptun_write(s, e, n) == 0) s->stats.icmp_sent++;
 }
 
+/* Checks a packet from the TUN for tunnel t: 0 if it may go (*p parsed),
+ * else -1 with the refusal counted `count` times (the segments of one
+ * super-packet share their headers). */
+static int from_tun_check(srv *s, iptunnel *t, const uint8_t *pkt, size_t len, size_t count,
+                          masq_ippkt *p) {
+  if (masq_ippkt_parse(pkt, len, p, NULL) != 0) {
+    s->stats.ip_drop_malformed += count;
+    return -1;
+  }
+  /* The scope binds both directions (RFC 9484 §4.6), ICMP errors aside. */
+  if (!is_icmp_error(p) &&
+      ((t->ipproto >= 0 && p->proto != t->ipproto) ||
+       (!t->full && !in_any(t->scope, t->nscope, &p->src)) ||
+       (t->full && s->o->nadvertise && !in_any(s->o->advertise, s->o->nadvertise, &p->src)))) {
+    s->stats.ip_drop_refused += count;
+    return -1;
+  }
+  /* A segment, never a super-packet, is compared: the size the packets
+   * really have in the tunnel. */
+  size_t max = masq_conn_max_datagram(t->sc->c, t->sid);
+  if (p->len > max) {
+    s->stats.ip_drop_too_big += count;
+    if (p->version == 6 || p->df) icmp_too_big(s, p, pkt, max);
+    return -1;
+  }
+  return 0;
+}
+
+static void to_client(srv *s, iptunnel *t, const uint8_t *pkt, size_t len) {
+  if (masq_conn_send_datagram(t->sc->c, t->sid, pkt, len) == 0) s->stats.ip_rx++;
+  else s->stats.ip_drop_too_big++;
+}
+
 void masq_ip_from_tun(srv *s, uint64_t owner, uint8_t *pkt, size_t len) {
   iptunnel *t = (iptunnel *)(uintptr_t)owner;
   if (t->state != IP_OPEN) return;
   masq_ippkt p;
-  if (masq_ippkt_parse(pkt, len, &p, NULL) != 0) {
+  if (from_tun_check(s, t, pkt, len, 1, &p) != 0) return;
+  to_client(s, t, pkt, p.len);
+  masq_srv_mark_dirty(t->sc);
+}
+
+void masq_ip_from_tun_gso(srv *s, uint64_t owner, const masq_vnet_hdr *h, uint8_t *pkt,
+                          size_t len) {
+  iptunnel *t = (iptunnel *)(uintptr_t)owner;
+  if (t->state != IP_OPEN) return;
+  masq_gso g;
+  if (masq_gso_init(&g, h, pkt, len, NULL) != 0) {
     s->stats.ip_drop_malformed++;
     return;
   }
-  /* The scope binds both directions (RFC 9484 §4.6), ICMP errors aside. */
-  if (!is_icmp_error(&p) &&
-      ((t->ipproto >= 0 && p.proto != t->ipproto) ||
-       (!t->full && !in_any(t->scope, t->nscope, &p.src)) ||
-       (t->full && s->o->nadvertise && !in_any(s->o->advertise, s->o->nadvertise, &p.src)))) {
-    s->stats.ip_drop_refused++;
-    return;
-  }
-  size_t max = masq_conn_max_datagram(t->sc->c, t->sid);
-  if (p.len > max) {
-    s->stats.ip_drop_too_big++;
-    if (p.version == 6 || p.df) icmp_too_big(s, &p, pkt, max);
-    return;
-  }
-  if (masq_conn_send_datagram(t->sc->c, t->sid, pkt, p.len) == 0) s->stats.ip_rx++;
-  else s->stats.ip_drop_too_big++;
+  /* The first segment is the largest: it stands for all in the checks.
+   * Each is built in place and copied into the datagram queue before
+   * the next one overwrites it. */
+  uint8_t *seg;
+  size_t n = masq_gso_next_inplace(&g, &seg);
+  masq_ippkt p;
+  if (n == 0 || from_tun_check(s, t, seg, n, masq_gso_count(&g), &p) != 0) return;
+  do to_client(s, t, seg, n);
+  while ((n = masq_gso_next_inplace(&g, &seg)) > 0);
   masq_srv_mark_dirty(t->sc);
 }
 

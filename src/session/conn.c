@@ -203,7 +203,7 @@ static void fill_callbacks(ngtcp2_callbacks *cb, int is_server) {
   cb->recv_datagram = on_recv_datagram;
 }
 
-static void fill_settings(ngtcp2_settings *s, uint64_t now) {
+static void fill_settings(ngtcp2_settings *s, const masq_conn_config *cfg, uint64_t now) {
   ngtcp2_settings_default(s);
   s->initial_ts = now;
   /* Start at QUIC's 1200 bytes and let DPLPMTUD (RFC 8899, which RFC 9298
@@ -217,7 +217,10 @@ static void fill_settings(ngtcp2_settings *s, uint64_t now) {
   s->max_tx_udp_payload_size = MASQ_OUTER_UDP_PAYLOAD;
   s->pmtud_probes = probes;
   s->pmtud_probeslen = sizeof(probes) / sizeof(probes[0]);
-  s->cc_algo = NGTCP2_CC_ALGO_CUBIC;
+  /* CUBIC by default; BBR on request (cc_bbr), which does not read every
+   * loss as congestion -- worth comparing for a tunnel whose inner TCP
+   * already reacts to loss itself (BENCHMARKS.md). */
+  s->cc_algo = cfg->cc_bbr ? NGTCP2_CC_ALGO_BBR : NGTCP2_CC_ALGO_CUBIC;
   s->max_window = 24 * 1024 * 1024;
   s->max_stream_window = 16 * 1024 * 1024;
   s->handshake_timeout = 10 * NGTCP2_SECONDS;
@@ -341,7 +344,7 @@ masq_conn *masq_conn_client_new(const masq_conn_config *cfg, const masq_conn_cal
     goto fail;
   }
   fill_callbacks(&callbacks, 0);
-  fill_settings(&settings, now);
+  fill_settings(&settings, cfg, now);
   fill_params(&params, cfg, 0);
   int rv = ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &c->path.path, NGTCP2_PROTO_VER_V1,
                                   &callbacks, &settings, &params, NULL, c);
@@ -376,7 +379,7 @@ masq_conn *masq_conn_server_new(const masq_conn_config *cfg, const masq_conn_cal
     goto fail;
   }
   fill_callbacks(&callbacks, 1);
-  fill_settings(&settings, now);
+  fill_settings(&settings, cfg, now);
   settings.token = hd.token;
   settings.tokenlen = hd.tokenlen;
   fill_params(&params, cfg, 1);
