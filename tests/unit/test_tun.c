@@ -29,6 +29,7 @@
 #include "io/netlink.h"
 #include "netns_env.h"
 #include "io/tun.h"
+#include "proto/gso.h"
 #include "proto/ippkt.h"
 
 /* Linux 6.2 ABI, missing from older <linux/virtio_net.h>. */
@@ -608,6 +609,178 @@ static void test_gso_write(void **state) {
   env_down(&t);
 }
 
+/* ---- TCP with TSO and GRO (proto/gso.h) ---- */
+
+static void put32(uint8_t *p, uint32_t v) {
+  put16(p, (uint16_t)(v >> 16));
+  put16(p + 2, (uint16_t)v);
+}
+
+static uint32_t get32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* IPv4 + TCP (RFC 9293) with valid checksums; opt[0..optlen) is padded
+ * to a multiple of 4 by the caller. Returns the packet length. */
+static size_t build_tcp4(uint8_t *p, const masq_ip *src, uint16_t sport, const masq_ip *dst,
+                         uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
+                         const uint8_t *opt, size_t optlen, const uint8_t *data, size_t n) {
+  size_t thl = 20 + optlen, total = MASQ_IPV4_HDR_LEN + thl + n;
+  memset(p, 0, MASQ_IPV4_HDR_LEN + thl);
+  p[0] = 0x45;
+  put16(p + 2, (uint16_t)total);
+  p[6] = 0x40;
+  p[8] = 64;
+  p[9] = MASQ_IPPROTO_TCP;
+  memcpy(p + 12, src->a, 4);
+  memcpy(p + 16, dst->a, 4);
+  put16(p + 10, masq_inet_checksum(p, MASQ_IPV4_HDR_LEN));
+  uint8_t *t = p + MASQ_IPV4_HDR_LEN;
+  put16(t, sport);
+  put16(t + 2, dport);
+  put32(t + 4, seq);
+  put32(t + 8, ack);
+  t[12] = (uint8_t)((thl / 4) << 4);
+  t[13] = flags;
+  put16(t + 14, 65535);
+  if (optlen) memcpy(t + 20, opt, optlen);
+  if (n) memcpy(t + thl, data, n);
+  put16(t + 16, masq_l4_checksum(src, dst, MASQ_IPPROTO_TCP, t, thl + n));
+  return total;
+}
+
+/* Reads the next IPv4 TCP packet from the TUN (the kernel's IPv6 is off
+ * on it): the header in *h, the packet at buf + 10, its length back. */
+static size_t read_tcp(tun_env *t, uint8_t *buf, size_t cap, masq_vnet_hdr *h) {
+  uint64_t deadline = masq_now() + WAIT_NS;
+  while (wait_readable(t->fd, deadline)) {
+    ssize_t n = masq_tun_read(t->fd, buf, cap);
+    if (n < 0 && errno == EAGAIN) continue;
+    assert_true(n > MASQ_TUN_VNET_HDR_LEN + MASQ_IPV4_HDR_LEN);
+    if (buf[MASQ_TUN_VNET_HDR_LEN + 9] != MASQ_IPPROTO_TCP) continue;
+    masq_vnet_hdr_get(h, buf);
+    return (size_t)n - MASQ_TUN_VNET_HDR_LEN;
+  }
+  fail_msg("no TCP packet on %s within 2 s", t->name);
+  return 0;
+}
+
+static int tun_gro_write(void *ud, const uint8_t *hdr, const uint8_t *pkt, size_t len) {
+  return masq_tun_writev(*(int *)ud, hdr, MASQ_VNET_HDR_LEN, pkt, len);
+}
+
+/* A TCP connection from a peer "behind" the TUN (10.98.0.5, played here
+ * packet by packet) to a local socket: the peer's data goes in as one
+ * coalesced GSO super-packet, which the stack must take; the socket's
+ * reply comes out of a TSO-enabled TUN as super-packets, which
+ * segmentation must turn into valid segments of exactly the sent data. */
+static void test_offload_tcp(void **state) {
+  (void)state;
+  if (!g_ready) skip();
+  tun_env t;
+  env_up(&t, 1, 0);
+  int fl = masq_tun_offload_all(t.fd);
+  assert_true(fl >= 0);
+  assert_true(fl & MASQ_TUN_F_TSO4);
+  masq_ip peer = ip_of("10.98.0.5"), me = ip_of("10.99.0.1");
+  int ls = udp_bound(&me, 0); /* for a free port number only */
+  uint16_t port = local_port(ls);
+  assert_int_equal(close(ls), 0);
+  masq_sockaddr sa;
+  masq_sockaddr_from_ip(&sa, &me, port);
+  ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  assert_true(ls >= 0);
+  assert_int_equal(bind(ls, &sa.u.sa, sa.len), 0);
+  assert_int_equal(listen(ls, 1), 0);
+
+  /* Handshake, with MSS 1000 so the socket's segments are 1000 octets. */
+  static uint8_t buf[PKT_MAX], pkt[PKT_MAX];
+  static const uint8_t mss[4] = {2, 4, 0x03, 0xe8};
+  uint32_t iss = 0x10000000;
+  uint8_t *ip = pkt + MASQ_TUN_VNET_HDR_LEN;
+  memset(pkt, 0, MASQ_TUN_VNET_HDR_LEN);
+  size_t n = build_tcp4(ip, &peer, 4242, &me, port, iss, 0, 0x02, mss, 4, NULL, 0);
+  assert_int_equal(masq_tun_write(t.fd, pkt, MASQ_TUN_VNET_HDR_LEN + n), 0);
+  masq_vnet_hdr h;
+  n = read_tcp(&t, buf, sizeof(buf), &h);
+  const uint8_t *th = buf + MASQ_TUN_VNET_HDR_LEN + MASQ_IPV4_HDR_LEN;
+  assert_int_equal(th[13], 0x12); /* SYN-ACK */
+  uint32_t rcv = get32(th + 4) + 1;
+  n = build_tcp4(ip, &peer, 4242, &me, port, iss + 1, rcv, 0x10, NULL, 0, NULL, 0);
+  assert_int_equal(masq_tun_write(t.fd, pkt, MASQ_TUN_VNET_HDR_LEN + n), 0);
+  assert_true(wait_readable(ls, masq_now() + WAIT_NS));
+  int cs = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  assert_true(cs >= 0);
+
+  /* In: 12 segments of 1000 octets coalesced into one GSO write. */
+  static uint8_t data[12000], got[12000];
+  for (size_t i = 0; i < sizeof(data); i++) data[i] = (uint8_t)(i * 13 + (i >> 9));
+  static uint8_t mem[MASQ_GRO_MEM];
+  masq_gro gro;
+  masq_gro_init(&gro, mem, tun_gro_write, &t.fd);
+  for (size_t off = 0; off < sizeof(data); off += 1000) {
+    n = build_tcp4(buf, &peer, 4242, &me, port, iss + 1 + (uint32_t)off, rcv, 0x10, NULL, 0,
+                   data + off, 1000);
+    assert_int_equal(masq_gro_add(&gro, buf, n), 0);
+  }
+  masq_gro_flush(&gro);
+  assert_int_equal(gro.stats.writes, 1);
+  assert_int_equal(gro.stats.write_fail, 0);
+  size_t have = 0;
+  while (have < sizeof(got)) {
+    assert_true(wait_readable(cs, masq_now() + WAIT_NS));
+    ssize_t r = recv(cs, got + have, sizeof(got) - have, 0);
+    assert_true(r > 0);
+    have += (size_t)r;
+  }
+  assert_memory_equal(got, data, sizeof(data));
+
+  /* Out: 9000 octets leave as super-packets of 1000-octet segments. */
+  assert_int_equal(send(cs, data, 9000, 0), 9000);
+  size_t off = 0;
+  int supers = 0;
+  while (off < 9000) {
+    n = read_tcp(&t, buf, sizeof(buf), &h);
+    uint8_t *sp = buf + MASQ_TUN_VNET_HDR_LEN;
+    if (n == MASQ_IPV4_HDR_LEN + 20 + 12 || n == MASQ_IPV4_HDR_LEN + 20) continue; /* an ACK */
+    if (h.gso_type == MASQ_VNET_GSO_NONE) {
+      assert_int_equal(masq_vnet_complete_csum(&h, sp, n, NULL), 0);
+      masq_ippkt p;
+      assert_int_equal(masq_ippkt_parse(sp, n, &p, NULL), 0);
+      size_t hl = p.l4_off + (size_t)(sp[p.l4_off + 12] >> 4) * 4;
+      assert_memory_equal(sp + hl, data + off, n - hl);
+      off += n - hl;
+      continue;
+    }
+    supers++;
+    assert_int_equal(h.gso_type, MASQ_VNET_GSO_TCPV4);
+    assert_int_equal(h.gso_size, 1000);
+    masq_gso g;
+    assert_int_equal(masq_gso_init(&g, &h, sp, n, NULL), 0);
+    assert_true(masq_gso_count(&g) >= 2);
+    uint8_t *seg;
+    size_t len;
+    while ((len = masq_gso_next_inplace(&g, &seg)) > 0) {
+      masq_ippkt p;
+      assert_int_equal(masq_ippkt_parse(seg, len, &p, NULL), 0);
+      assert_int_equal(p.len, len);
+      assert_int_equal(masq_inet_checksum(seg, MASQ_IPV4_HDR_LEN), 0);
+      assert_int_equal(masq_l4_checksum(&p.src, &p.dst, MASQ_IPPROTO_TCP, seg + p.l4_off,
+                                        len - p.l4_off),
+                       0);
+      assert_true(len - g.hlen <= 1000);
+      assert_int_equal(get32(seg + p.l4_off + 4), rcv + (uint32_t)off);
+      assert_memory_equal(seg + g.hlen, data + off, len - g.hlen);
+      off += len - g.hlen;
+    }
+  }
+  assert_int_equal(off, 9000);
+  assert_true(supers >= 1);
+  assert_int_equal(close(cs), 0);
+  assert_int_equal(close(ls), 0);
+  env_down(&t);
+}
+
 int main(void) {
   g_ready = masq_test_enter_netns();
   const struct CMUnitTest tests[] = {
@@ -621,6 +794,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_offload_csum, teardown),
       cmocka_unit_test_teardown(test_offload_uso_read, teardown),
       cmocka_unit_test_teardown(test_gso_write, teardown),
+      cmocka_unit_test_teardown(test_offload_tcp, teardown),
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);
 }
