@@ -51,6 +51,8 @@ typedef struct tcpflow {
   unsigned read_paused : 1;  /* stream send buffer full */
   unsigned shut_wr : 1;
   unsigned hup : 1;          /* hung up: no longer in epoll */
+  unsigned pending : 1;      /* on srv.tcp_pending */
+  struct tcpflow *pnext, *pprev;
   char host[MASQ_MAX_HOST + 1];
 } tcpflow;
 
@@ -362,6 +364,32 @@ void masq_tcp_on_request(masq_conn *c, void *ud, int64_t sid, const masq_reqhdrs
   }
 }
 
+static void pending_add(tcpflow *f) {
+  srv *s = f->sc->s;
+  if (f->pending) return;
+  f->pending = 1;
+  f->pprev = NULL;
+  f->pnext = s->tcp_pending;
+  if (f->pnext) f->pnext->pprev = f;
+  s->tcp_pending = f;
+}
+
+static void pending_remove(tcpflow *f) {
+  if (!f->pending) return;
+  f->pending = 0;
+  if (f->pprev) f->pprev->pnext = f->pnext;
+  else f->sc->s->tcp_pending = f->pnext;
+  if (f->pnext) f->pnext->pprev = f->pprev;
+}
+
+void masq_tcp_flush(srv *s) {
+  while (s->tcp_pending) {
+    tcpflow *f = s->tcp_pending;
+    pending_remove(f);
+    if (f->state == F_OPEN) flush_to_target(f);
+  }
+}
+
 void masq_tcp_on_data(masq_conn *c, void *ud, int64_t sid, void *sud, const uint8_t *p,
                       size_t n) {
   tcpflow *f = sud;
@@ -370,25 +398,13 @@ void masq_tcp_on_data(masq_conn *c, void *ud, int64_t sid, void *sud, const uint
     return;
   }
   f->last_active = masq_now();
-  if (f->state == F_OPEN && f->wlen == 0) {
-    /* The common case: straight to the target, no copy kept. */
-    ssize_t w = send(f->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      flow_abort(f, strerror(errno));
-      return;
-    }
-    if (w > 0) {
-      f->sc->s->stats.tcp_bytes_up += (size_t)w;
-      masq_conn_stream_consume(c, sid, (size_t)w);
-      p += w;
-      n -= (size_t)w;
-    }
-  }
-  if (n && buffer_up(f, p, n) != 0) {
+  /* A QUIC packet brings about a kilobyte: collect this iteration's and
+   * write them with one send (masq_tcp_flush) instead of one each. */
+  if (buffer_up(f, p, n) != 0) {
     flow_abort(f, "out of memory");
     return;
   }
-  if (f->state == F_OPEN) want(f);
+  if (f->state == F_OPEN) pending_add(f);
 }
 
 void masq_tcp_on_writable(masq_conn *c, void *ud, int64_t sid, void *sud) {
@@ -413,6 +429,7 @@ void masq_tcp_on_stream_close(masq_conn *c, void *ud, int64_t sid, void *sud,
                               uint64_t app_error) {
   tcpflow *f = sud;
   srv *s = f->sc->s;
+  pending_remove(f);
   if (f->rreq) masq_resolve_cancel(f->rreq);
   masq_timer_stop(s->loop, &f->timer);
   /* A reset stream (the client gave up) resets the TCP connection too. */

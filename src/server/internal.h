@@ -83,6 +83,7 @@ struct srv {
   int tx_blocked;
   uint8_t token_secret[32]; /* keys Retry tokens; new every start */
   srv_ip *ip;               /* NULL: CONNECT-IP unavailable (no TUN) */
+  struct tcpflow *tcp_pending; /* flows with client bytes to write out */
   srv_stats stats;
   uint8_t rxbuf[65536];
 };
@@ -129,6 +130,9 @@ void masq_tcp_on_writable(masq_conn *c, void *ud, int64_t sid, void *sud);
 void masq_tcp_on_stream_end(masq_conn *c, void *ud, int64_t sid, void *sud);
 void masq_tcp_on_stream_close(masq_conn *c, void *ud, int64_t sid, void *sud,
                               uint64_t app_error);
+/* Writes what each flow received this loop iteration to its target: one
+ * send per flow per iteration rather than one per QUIC packet. */
+void masq_tcp_flush(srv *s);
 
 /* iptun.c */
 /* Creates the TUN, pools and (with --nat) NAT. Returns 0, or -1 after
