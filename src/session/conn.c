@@ -16,6 +16,10 @@
 
 #define DEFAULT_DGRAM_QUEUE 256
 
+/* One GSO send is one UDP datagram for the kernel: at most 65507 octets
+ * of payload (IPv4's 65535 less its headers). */
+_Static_assert(MASQ_TX_BATCH * MASQ_OUTER_UDP_PAYLOAD <= 65507, "GSO batch over 64 KB");
+
 /* TLS 1.3 only (QUIC requires it), AES-128-GCM first: on this class of
  * machine it costs ~0.5 µs per packet against 8x that for ChaCha20. */
 static const char tls_priority[] =
