@@ -70,7 +70,7 @@ TOKEN=bench-token-$ID
 WORK=$(mktemp -d /tmp/masq-compare.XXXXXX) || die "mktemp failed"
 LOGS=$WORK/logs RESULTS=$WORK/results.tsv META=$WORK/meta.txt
 mkdir -p "$LOGS" && : >"$RESULTS" && : >"$META" || die "cannot write to $WORK"
-PIDS=()
+PIDS=() LOADS=()
 START_TS=$(date +%s)
 
 say() { printf '\033[1;36m[compare %4ss]\033[0m %s\n' "$(($(date +%s) - START_TS))" "$*"; }
@@ -215,10 +215,14 @@ impair_up() { # PROFILE
   n_l ip link set "$IMP" mtu 1500 txqueuelen 1000 up &&
   n_l ip route replace default dev "$IMP" table 100
 }
-impair_down() { # PROFILE
+impair_down() { # PROFILE: stop the relay; its counters go into the report
   stop_pid "$IMPAIR_PID"
   IMPAIR_PID=
   grep '^impair: towards' "$LOGS/impair-$1.log" | sed 's/^/  /'
+  meta "impair_$1" "$(awk '/^impair: towards/ {
+      printf "%s%s %d packets, %.2f%% lost at random, %d dropped for lack of room",
+        (n++ ? "; " : ""), ($3 == "A:" ? "towards the client" : "towards the server"),
+        $5, $5 ? 100 * $7 / $5 : 0, $9 + $11 }' "$LOGS/impair-$1.log")"
 }
 
 # ---- measurements -----------------------------------------------------------
@@ -287,6 +291,7 @@ measure() {
       rec "$prof" "$sys" "$run" tcp1 "${r% *}"; bytes=$((bytes + ${r#* }))
     else
       rec "$prof" "$sys" "$run" fail "TCP 1 stream: $(head -c 150 "$LOGS/err")"
+      iperf_server
     fi
     wait "$ping_pid" 2>/dev/null; stop_pid "$ping_pid"
     r=$(ping_parse "$LOGS/ping-load-$tag.log")
@@ -301,6 +306,7 @@ measure() {
       rec "$prof" "$sys" "$run" tcp4 "${r% *}"; bytes=$((bytes + ${r#* }))
     else
       rec "$prof" "$sys" "$run" fail "TCP 4 streams: $(head -c 150 "$LOGS/err")"
+      iperf_server
     fi
   fi
   # UDP: the highest paced rate under the loss limit.
@@ -341,7 +347,7 @@ measure() {
       read -r a b _ <<<"$r"
       rec "$prof" "$sys" "$run" load_p50 "$a"; rec "$prof" "$sys" "$run" load_p99 "$b"
     else
-      rec "$prof" "$sys" "$run" fail "no probe answered under UDP load ($(log_tail "ping-load-$tag" 1))"
+      rec "$prof" "$sys" "$run" fail "every probe was lost under UDP load at $load Mbit/s"
     fi
   fi
   # Idle round trips.
@@ -536,8 +542,15 @@ start_bg probe-server ip netns exec "$NS_T" "$PROBE" serve $PROBE_PORT
 wait_for 5 log_has probe-server ready || die "udpprobe serve did not start: $(log_tail probe-server)"
 start_bg tcp-sink ip netns exec "$NS_T" "$TPROBE" sink $TCP_PORT
 wait_for 5 log_has tcp-sink ready || die "tcpprobe sink did not start: $(log_tail tcp-sink)"
-start_bg iperf3-server ip netns exec "$NS_T" iperf3 -s
-wait_for 10 n_t sh -c "ss -Hltn 'sport = :5201' | grep -q ." || die "iperf3 -s did not start"
+IPERF_PID=
+# (re)start iperf3's server: one killed client can leave it busy
+iperf_server() {
+  stop_pid "$IPERF_PID"
+  start_bg iperf3-server ip netns exec "$NS_T" iperf3 -s
+  IPERF_PID=$LAST_PID
+  wait_for 10 n_t sh -c "ss -Hltn 'sport = :5201' | grep -q ."
+}
+iperf_server || die "iperf3 -s did not start"
 
 meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 meta command "sudo bench/compare.sh BUILD_DIR$([ "$QUICK" = 1 ] && echo ' --quick')"
@@ -575,6 +588,7 @@ for prof in $PROFILES; do
   for ((run = 1; run <= RUNS; run++)); do
     for sys in $SYSTEMS; do
       say "  $prof / $sys / run $run"
+      read -r la _ </proc/loadavg && LOADS+=("$la")
       run_system "$prof" "$sys" "$run"
       grep -P "^$prof\t$sys\t$run\t" "$RESULTS" | cut -f4,5 | tr '\t\n' '= ' | sed 's/^/    /'; echo
     done
@@ -582,6 +596,9 @@ for prof in $PROFILES; do
   impair_down "$prof"
 done
 
+# Other work on the machine shows in the load average (this run alone
+# keeps it near 2).
+meta loadavg "$(printf '%s\n' "${LOADS[@]}" | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%s to %s, median %s", v[1], v[NR], v[int((NR + 1) / 2)] }')"
 say "writing the report"
 if [ "${NO_WRITE:-0}" = 1 ]; then
   python3 "$HERE/compare_report.py" "$RESULTS" "$META"

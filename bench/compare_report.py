@@ -79,8 +79,18 @@ def load(results_path, meta_path):
     return vals, notes, order_p, systems, meta
 
 
+# What each system is not measured on, by design.
+NOT_MEASURED = {
+    "direct": {"cpu_client", "cpu_server", "mem_client", "mem_server", "startup"},
+    "masq-udp": {"tcp1", "tcp4"},
+    "masq-socks": {"udp", "idle_p50", "idle_p99", "load_p50", "load_p99", "idle_loss"},
+}
+
+
 def cell(vals, notes, prof, sysname, metric, runs):
     xs = vals.get((prof, sysname, metric))
+    if not xs and metric in NOT_MEASURED.get(sysname, ()):
+        return "—", None
     if not xs:
         if any(k == "na" for k, _, _ in notes.get((prof, sysname), [])):
             return "n/a", None
@@ -126,7 +136,10 @@ def section(vals, notes, profiles, systems, meta):
                "--udp 127.0.0.1:7001:192.0.2.2:7000`; UDP figures only. Its \"under load\" "
                "round trips are sampled while a paced UDP flow at 80% of its best rate shares "
                "the QUIC connection.")
-    out.append("- **masq SOCKS5**: `masq socks`, the TCP front end, when `masq socks --help` works.")
+    out.append("- **masq SOCKS5**: `masq socks --listen 127.0.0.1:1080` (plain CONNECT streams); "
+               "TCP figures only, measured with `bench/tcpprobe` (iperf3 has no SOCKS support): "
+               "N connections write for the same time, and the sink's running byte counts by "
+               "the end give the receiver-side goodput.")
     out.append("- **wireguard-go**: `wireguard-go -f` in both namespaces, configured with `wg set` "
                "(MTU 1420, the client routes 192.0.2.0/24 into it), and an nftables masquerade "
                "on the server as `masq server --nat` does.")
@@ -134,8 +147,8 @@ def section(vals, notes, profiles, systems, meta):
     out.append(
         "**Figures.** TCP: iperf3 client → target (receiver-side goodput), `-t` as below, one "
         "stream and `-P 4`. UDP: `udpprobe rate` paces 1200-byte datagrams to the target, "
-        "doubling from 50 Mbit/s until a step loses more than the limit (1%% beyond the "
-        "link's own loss), then bisecting twice; the figure is the goodput of the best step "
+        "doubling from 50 Mbit/s (halving if that fails) until a rate loses more than the "
+        "limit (1%% beyond the link's own loss) in two tries, then bisecting twice; the figure is the goodput of the best step "
         "that stayed under it. RTT: `udpprobe ping`, 64-byte UDP probes every 10 ms to an "
         "echo on the target, idle and during the one-stream TCP test. CPU: user+system "
         "seconds of the client and server processes (`/proc/PID/stat`) over all of a run's "
@@ -146,11 +159,33 @@ def section(vals, notes, profiles, systems, meta):
         "the same profile (for RTT, loss, CPU, memory and start time lower is better). %s." % (
             runs, "" if runs == 1 else "s", meta.get("durations", "")))
     out.append("")
+    out.append(
+        "**Read with care.** Congestion control differs by layer: iperf3's TCP uses the "
+        "kernel default (%s); masq's outer QUIC connection uses ngtcp2's CUBIC, so "
+        "CONNECT-IP and CONNECT-UDP traffic is paced by two controllers (inner TCP and outer "
+        "QUIC) and every random loss on the link also shrinks the outer window; "
+        "wireguard-go has no congestion control, only the inner TCP reacts. The UDP "
+        "figure counts what the tunnel delivered, so datagrams a tunnel drops because its "
+        "own window is full count as lost. CPU per GB at the lossy profiles' low rates is "
+        "mostly fixed per-second cost (timers, acknowledgements, the handshake) and does "
+        "not compare with the clean profile's. The mobile profile's delay swings between "
+        "its bounds every 3 s and restarts at its minimum before each test, so every "
+        "system sees the same course of delays; its jitter never reorders, so dense "
+        "traffic sees delays near the top of the jitter range. Everything runs on one "
+        "2-core machine (1-minute load average before each system: %s; this run alone "
+        "keeps it near 2, more means other work shared the cores), so figures swing "
+        "between runs; compare within a run." % (
+            meta.get("iperf3", "").partition("congestion control ")[2] or "see Software",
+            meta.get("loadavg", "not recorded")))
+    out.append("")
     for prof in profiles:
         title, args, maxloss = (meta.get("profile_" + prof, "%s||1" % prof).split("|") + ["", ""])[:3]
         out.append("### %s" % title)
         out.append("")
         out.append("`bench/impair %s`" % (args or "(no options)"))
+        counters = meta.get("impair_" + prof)
+        if counters:
+            out.append("— the relay counted: %s." % counters)
         out.append("")
         cols = [s for s in systems]
         out.append("| figure | " + " | ".join(SYSTEMS.get(s, s) for s in cols) + " |")

@@ -11,7 +11,8 @@
  *   udpprobe rate HOST PORT [--size B] [--step S] [--max-loss PCT]
  *                 [--start MBIT] [--max MBIT] [--drain MS] [--bisect N]
  *       highest paced rate whose loss stays under --max-loss: doubles from
- *       --start until a step loses too much, then bisects N times
+ *       --start (halves, if that fails) until a rate loses too much in
+ *       two tries, then bisects N times
  *   udpprobe load HOST PORT --mbit R --seconds S [--size B]
  *       one paced step at R (background load), reports like rate
  *
@@ -356,6 +357,20 @@ static struct step_result run_step(int fd, uint32_t step, double mbit, double se
   return res;
 }
 
+/* A rate passes if one of two tries stays under the loss limit, so that
+ * a moment of CPU contention on a shared machine does not end the search. */
+static struct step_result try_rate(int fd, uint32_t *step, double r, double step_s, double max_loss,
+                                   uint64_t *bytes, int *unreported) {
+  struct step_result s = {0};
+  for (int attempt = 0; attempt < 2; attempt++) {
+    s = run_step(fd, (*step)++, r, step_s);
+    *bytes += s.bytes;
+    *unreported += !s.reported;
+    if (s.reported && s.loss_pct < max_loss) break;
+  }
+  return s;
+}
+
 static int rate_search(int fd, double step_s, double max_loss, double start, double max,
                        int bisect) {
   struct step_result best = {0};
@@ -364,9 +379,7 @@ static int rate_search(int fd, double step_s, double max_loss, double start, dou
   uint64_t bytes = 0;
   int unreported = 0;
   for (;;) { /* expand (or shrink, if the first step already fails) */
-    struct step_result s = run_step(fd, step++, r, step_s);
-    bytes += s.bytes;
-    unreported += !s.reported;
+    struct step_result s = try_rate(fd, &step, r, step_s, max_loss, &bytes, &unreported);
     if (unreported >= 3) break;
     if (s.reported && s.loss_pct < max_loss) {
       lo = r;
@@ -381,9 +394,7 @@ static int rate_search(int fd, double step_s, double max_loss, double start, dou
   }
   for (int i = 0; i < bisect && lo > 0 && hi > 0 && unreported < 3; i++) {
     double mid = (lo + hi) / 2;
-    struct step_result s = run_step(fd, step++, mid, step_s);
-    bytes += s.bytes;
-    unreported += !s.reported;
+    struct step_result s = try_rate(fd, &step, mid, step_s, max_loss, &bytes, &unreported);
     if (s.reported && s.loss_pct < max_loss) {
       lo = mid;
       best = s;
