@@ -107,8 +107,8 @@ static size_t build_tcp(uint8_t *b, const tcpspec *t, const uint8_t *pay, size_t
   th[12] = (uint8_t)((thl / 4) << 4);
   th[13] = t->flags;
   wr16(th + 14, t->win);
-  memcpy(th + 20, t->opt, t->optlen);
-  memcpy(th + thl, pay, n);
+  if (t->optlen) memcpy(th + 20, t->opt, t->optlen);
+  if (n) memcpy(th + thl, pay, n); /* memcpy from NULL is undefined even for 0 bytes */
   wr16(th + 16, masq_l4_checksum(&s, &d, MASQ_IPPROTO_TCP, th, thl + n));
   return total;
 }
