@@ -281,6 +281,18 @@ measure() {
     BYTES=$bytes
     return
   fi
+  # Idle round trips, first, while the tunnel's queues are empty.
+  swing
+  ip netns exec "$NS_C" "$PROBE" ping "$host" "$port" --interval 10 --seconds "$IDLE_S" \
+    >"$LOGS/ping-idle-$tag.log" 2>&1
+  r=$(ping_parse "$LOGS/ping-idle-$tag.log")
+  if [ -n "$r" ]; then
+    read -r a b c <<<"$r"
+    rec "$prof" "$sys" "$run" idle_p50 "$a"; rec "$prof" "$sys" "$run" idle_p99 "$b"
+    rec "$prof" "$sys" "$run" idle_loss "${c%\%}"
+  else
+    rec "$prof" "$sys" "$run" fail "idle ping: $(log_tail "ping-idle-$tag")"
+  fi
   if [ "$kind" = ip ]; then
     # One stream, with round trips sampled while it runs.
     start_bg "ping-load-$tag" ip netns exec "$NS_C" "$PROBE" ping "$host" "$port" \
@@ -311,8 +323,8 @@ measure() {
   fi
   # UDP: the highest paced rate under the loss limit.
   swing
-  timeout 120 ip netns exec "$NS_C" "$PROBE" rate "$host" "$port" --step "$STEP_S" \
-    --max-loss "$maxloss" --start 50 --max 3200 --drain 400 --bisect 2 \
+  timeout 300 ip netns exec "$NS_C" "$PROBE" rate "$host" "$port" --step "$STEP_S" \
+    --max-loss "$maxloss" --start 8 --grow 4 --max 3200 --drain 400 --bisect 4 \
     >"$LOGS/udp-$tag.log" 2>&1
   r=$(awk '/^result/ { print $3, $5, $9 }' "$LOGS/udp-$tag.log")
   local udp_good=
@@ -332,6 +344,8 @@ measure() {
     # rate over the same QUIC connection.
     local load
     load=$(awk -v g="$udp_good" 'BEGIN { printf "%.1f", g * 0.8 }')
+    # after the search, wait (bounded) until the tunnel's queues drained
+    timeout 25 ip netns exec "$NS_C" "$PROBE" settle "$host" "$port" --timeout 20 >/dev/null 2>&1
     start_bg "udpload-$tag" ip netns exec "$NS_C" "$PROBE" load "$host" "$port" --mbit "$load" \
       --seconds "$LOAD_S"
     local load_pid=$LAST_PID
@@ -349,18 +363,6 @@ measure() {
     else
       rec "$prof" "$sys" "$run" fail "every probe was lost under UDP load at $load Mbit/s"
     fi
-  fi
-  # Idle round trips.
-  swing
-  ip netns exec "$NS_C" "$PROBE" ping "$host" "$port" --interval 10 --seconds "$IDLE_S" \
-    >"$LOGS/ping-idle-$tag.log" 2>&1
-  r=$(ping_parse "$LOGS/ping-idle-$tag.log")
-  if [ -n "$r" ]; then
-    read -r a b c <<<"$r"
-    rec "$prof" "$sys" "$run" idle_p50 "$a"; rec "$prof" "$sys" "$run" idle_p99 "$b"
-    rec "$prof" "$sys" "$run" idle_loss "${c%\%}"
-  else
-    rec "$prof" "$sys" "$run" fail "idle ping: $(log_tail "ping-idle-$tag")"
   fi
   BYTES=$bytes
 }

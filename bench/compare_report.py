@@ -147,10 +147,11 @@ def section(vals, notes, profiles, systems, meta):
     out.append(
         "**Figures.** TCP: iperf3 client → target (receiver-side goodput), `-t` as below, one "
         "stream and `-P 4`. UDP: `udpprobe rate` paces 1200-byte datagrams to the target, "
-        "doubling from 50 Mbit/s (halving if that fails) until a rate loses more than the "
-        "limit (1%% beyond the link's own loss) in two tries, then bisecting twice; the figure is the goodput of the best step "
+        "starting at 8 Mbit/s and multiplying by 4 (halving if 8 fails) until a rate loses more "
+        "than the limit (1%% beyond the link's own loss) in two tries, each try once the path "
+        "answers a ping again, then bisecting four times; the figure is the goodput of the best step "
         "that stayed under it. RTT: `udpprobe ping`, 64-byte UDP probes every 10 ms to an "
-        "echo on the target, idle and during the one-stream TCP test. CPU: user+system "
+        "echo on the target, idle (first, on the fresh tunnel) and during the one-stream TCP test. CPU: user+system "
         "seconds of the client and server processes (`/proc/PID/stat`) over all of a run's "
         "transfers, per GB delivered. Memory: each process's VmHWM at the end of a run. "
         "Start: from launching the client (server already up) until the first probe "
@@ -202,14 +203,13 @@ def section(vals, notes, profiles, systems, meta):
         out.append("")
         lines = []
         for s in cols:
-            seen = set()
+            runs_of = {}  # (kind, reason) -> runs, in order of first appearance
             for kind, run, reason in notes.get((prof, s), []):
-                key = (kind, reason)
-                if key in seen:
-                    continue
-                seen.add(key)
-                lines.append("- %s, run %s: %s%s" % (SYSTEMS.get(s, s), run,
-                                                   "" if kind == "na" else "failed: ", reason))
+                runs_of.setdefault((kind, reason), []).append(run)
+            for (kind, reason), rs in runs_of.items():
+                lines.append("- %s, run%s %s: %s%s" % (
+                    SYSTEMS.get(s, s), "s" if len(rs) > 1 else "", ", ".join(rs),
+                    "" if kind == "na" else "failed: ", reason))
         if lines:
             out.extend(lines)
             out.append("")

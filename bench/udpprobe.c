@@ -8,11 +8,13 @@
  *   udpprobe first HOST PORT [--timeout S]
  *       pings every 2 ms until the first answer; prints its CLOCK_REALTIME
  *       in ns ("first NS"), so a caller can time a tunnel coming up
+ *   udpprobe settle HOST PORT [--timeout S]
+ *       the same, silently: exit 0 once the path answers (queues drained)
  *   udpprobe rate HOST PORT [--size B] [--step S] [--max-loss PCT]
  *                 [--start MBIT] [--max MBIT] [--drain MS] [--bisect N]
- *       highest paced rate whose loss stays under --max-loss: doubles from
- *       --start (halves, if that fails) until a rate loses too much in
- *       two tries, then bisects N times
+ *       highest paced rate whose loss stays under --max-loss: multiplies
+ *       by --grow (default 2) from --start, or halves if that fails, until
+ *       a rate loses too much in two tries, then bisects N times
  *   udpprobe load HOST PORT --mbit R --seconds S [--size B]
  *       one paced step at R (background load), reports like rate
  *
@@ -264,6 +266,21 @@ static int ping(int fd, double interval_ms, double seconds, double after, long s
   return got ? 0 : 1;
 }
 
+/* Pings every 2 ms until one comes back: 1 if one did within timeout. */
+static int answered(int fd, double timeout) {
+  uint64_t deadline = mono_ns() + (uint64_t)(timeout * 1e9);
+  uint32_t seq = 0;
+  while (mono_ns() < deadline) {
+    struct hdr h = {.magic = MAGIC, .type = T_PING, .seq = seq++, .t_ns = mono_ns()};
+    (void)!sendto(fd, &h, sizeof(h), 0, (struct sockaddr *)&peer, peer_len);
+    struct hdr r;
+    uint64_t until = mono_ns() + 2000000ull;
+    while (mono_ns() < until)
+      if (recv_hdr(fd, &r, 1) && r.type == T_PING) return 1;
+  }
+  return 0;
+}
+
 static int first(int fd, double timeout) {
   uint64_t start = mono_ns(), deadline = start + (uint64_t)(timeout * 1e9);
   uint32_t seq = 0;
@@ -333,7 +350,7 @@ static struct step_result run_step(int fd, uint32_t step, double mbit, double se
   res.sent = seq;
   res.offered_mbit = (double)seq * (double)g_size * 8 / real / 1e6;
   sleep_until(mono_ns() + (uint64_t)(g_drain_ms * 1e6));
-  for (int attempt = 0; attempt < 40 && !res.reported; attempt++) {
+  for (int attempt = 0; attempt < 20 && !res.reported; attempt++) {
     struct hdr h = {.magic = MAGIC, .type = T_REPORT, .run = g_run, .step = step};
     (void)!sendto(fd, &h, sizeof(h), 0, (struct sockaddr *)&peer, peer_len);
     uint64_t until = mono_ns() + 150000000ull;
@@ -358,43 +375,43 @@ static struct step_result run_step(int fd, uint32_t step, double mbit, double se
 }
 
 /* A rate passes if one of two tries stays under the loss limit, so that
- * a moment of CPU contention on a shared machine does not end the search. */
+ * a moment of CPU contention on a shared machine does not end the search.
+ * A try starts once the path answers a ping again (up to 10 s), so one
+ * that clogged a tunnel's queues does not spoil the next. */
 static struct step_result try_rate(int fd, uint32_t *step, double r, double step_s, double max_loss,
-                                   uint64_t *bytes, int *unreported) {
+                                   uint64_t *bytes) {
   struct step_result s = {0};
   for (int attempt = 0; attempt < 2; attempt++) {
+    if (!answered(fd, 10)) printf("the path did not answer within 10 s\n");
     s = run_step(fd, (*step)++, r, step_s);
     *bytes += s.bytes;
-    *unreported += !s.reported;
     if (s.reported && s.loss_pct < max_loss) break;
   }
   return s;
 }
 
 static int rate_search(int fd, double step_s, double max_loss, double start, double max,
-                       int bisect) {
+                       double grow, int bisect) {
   struct step_result best = {0};
   double lo = 0, hi = 0, r = start;
   uint32_t step = 0;
   uint64_t bytes = 0;
-  int unreported = 0;
-  for (;;) { /* expand (or shrink, if the first step already fails) */
-    struct step_result s = try_rate(fd, &step, r, step_s, max_loss, &bytes, &unreported);
-    if (unreported >= 3) break;
+  for (;;) { /* expand (or shrink, if the first rate already fails) */
+    struct step_result s = try_rate(fd, &step, r, step_s, max_loss, &bytes);
     if (s.reported && s.loss_pct < max_loss) {
       lo = r;
       best = s;
-      if (hi > 0 || r * 2 > max || s.offered_mbit < 0.8 * r) break; /* sender-limited */
-      r *= 2;
+      if (hi > 0 || r * grow > max || s.offered_mbit < 0.8 * r) break; /* sender-limited */
+      r *= grow;
     } else {
       hi = r;
-      if (lo > 0 || r / 2 < 0.5) break;
+      if (lo > 0 || r / 2 < 0.25) break;
       r /= 2;
     }
   }
-  for (int i = 0; i < bisect && lo > 0 && hi > 0 && unreported < 3; i++) {
+  for (int i = 0; i < bisect && lo > 0 && hi > 0; i++) {
     double mid = (lo + hi) / 2;
-    struct step_result s = try_rate(fd, &step, mid, step_s, max_loss, &bytes, &unreported);
+    struct step_result s = try_rate(fd, &step, mid, step_s, max_loss, &bytes);
     if (s.reported && s.loss_pct < max_loss) {
       lo = mid;
       best = s;
@@ -412,8 +429,9 @@ static void usage(void) {
           "usage: udpprobe serve PORT\n"
           "       udpprobe ping HOST PORT [--interval MS] [--seconds S] [--after S] [--size B]\n"
           "       udpprobe first HOST PORT [--timeout S]\n"
+          "       udpprobe settle HOST PORT [--timeout S]\n"
           "       udpprobe rate HOST PORT [--size B] [--step S] [--max-loss PCT] [--start MBIT]\n"
-          "                     [--max MBIT] [--drain MS] [--bisect N]\n"
+          "                     [--max MBIT] [--grow F] [--drain MS] [--bisect N]\n"
           "       udpprobe load HOST PORT --mbit R --seconds S [--size B]\n");
   exit(2);
 }
@@ -423,7 +441,7 @@ int main(int argc, char **argv) {
   if (argc < 4) usage();
   const char *mode = argv[1];
   double interval = 10, seconds = 5, after = 0, timeout = 20, step = 1, max_loss = 1, start = 25,
-         max = 6400, mbit = 0;
+         max = 6400, mbit = 0, grow = 2;
   int bisect = 2;
   long size = 0;
   for (int i = 4; i < argc; i += 2) {
@@ -437,6 +455,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(o, "--max-loss")) max_loss = arg_num(o, v, 0, 100);
     else if (!strcmp(o, "--start")) start = arg_num(o, v, 0.1, 100000);
     else if (!strcmp(o, "--max")) max = arg_num(o, v, 0.1, 100000);
+    else if (!strcmp(o, "--grow")) grow = arg_num(o, v, 1.1, 100);
     else if (!strcmp(o, "--mbit")) mbit = arg_num(o, v, 0.1, 100000);
     else if (!strcmp(o, "--drain")) g_drain_ms = arg_num(o, v, 0, 60000);
     else if (!strcmp(o, "--bisect")) bisect = (int)arg_num(o, v, 0, 20);
@@ -447,8 +466,9 @@ int main(int argc, char **argv) {
   g_run = (uint32_t)(real_ns() ^ ((uint64_t)getpid() << 16));
   if (!strcmp(mode, "ping")) return ping(fd, interval, seconds, after, size ? size : 64);
   if (!strcmp(mode, "first")) return first(fd, timeout);
+  if (!strcmp(mode, "settle")) return answered(fd, timeout) ? 0 : 1;
   if (size) g_size = size;
-  if (!strcmp(mode, "rate")) return rate_search(fd, step, max_loss, start, max, bisect);
+  if (!strcmp(mode, "rate")) return rate_search(fd, step, max_loss, start, max, grow, bisect);
   if (!strcmp(mode, "load")) {
     if (mbit <= 0) usage();
     struct step_result s = run_step(fd, 0, mbit, seconds);
