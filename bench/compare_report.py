@@ -92,6 +92,9 @@ def cell(vals, notes, prof, sysname, metric, runs):
     if not xs and metric in NOT_MEASURED.get(sysname, ()):
         return "—", None
     if not xs:
+        if metric.startswith("load_") and any(
+                "every probe was lost" in r for _, _, r in notes.get((prof, sysname), [])):
+            return "all lost", None
         if any(k == "na" for k, _, _ in notes.get((prof, sysname), [])):
             return "n/a", None
         if any(k == "fail" for k, _, _ in notes.get((prof, sysname), [])):
