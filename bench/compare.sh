@@ -53,9 +53,9 @@ for c in ip iperf3 python3 nft timeout; do
 done
 
 if [ "$QUICK" = 1 ]; then
-  RUNS=${RUNS:-1} TCP_S=3 STEP_S=0.5 IDLE_S=3 LOAD_S=3
+  RUNS=${RUNS:-1} TCP_S=3 STEP_S=0.5 IDLE_S=3 LOAD_S=3 SEARCH="--tries 1 --settle 3 --bisect 2"
 else
-  RUNS=${RUNS:-3} TCP_S=6 STEP_S=1 IDLE_S=3 LOAD_S=3
+  RUNS=${RUNS:-3} TCP_S=6 STEP_S=1 IDLE_S=3 LOAD_S=3 SEARCH="--tries 2 --settle 10 --bisect 4"
 fi
 PROFILES=${PROFILES:-clean mobile wifi}
 SYSTEMS=${SYSTEMS:-direct masq-ip masq-udp masq-socks wireguard-go}
@@ -323,8 +323,9 @@ measure() {
   fi
   # UDP: the highest paced rate under the loss limit.
   swing
+  # shellcheck disable=SC2086 # $SEARCH holds several options
   timeout 300 ip netns exec "$NS_C" "$PROBE" rate "$host" "$port" --step "$STEP_S" \
-    --max-loss "$maxloss" --start 8 --grow 4 --max 3200 --drain 400 --bisect 4 \
+    --max-loss "$maxloss" --start 8 --grow 4 --max 3200 --drain 400 $SEARCH \
     >"$LOGS/udp-$tag.log" 2>&1
   r=$(awk '/^result/ { print $3, $5, $9 }' "$LOGS/udp-$tag.log")
   local udp_good=
@@ -558,7 +559,7 @@ meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 meta command "sudo bench/compare.sh BUILD_DIR$([ "$QUICK" = 1 ] && echo ' --quick')"
 meta quick "$QUICK"
 meta runs "$RUNS"
-meta durations "iperf3 ${TCP_S} s per test; UDP rate steps of ${STEP_S} s; idle ping ${IDLE_S} s at 10 ms"
+meta durations "iperf3 ${TCP_S} s per test; UDP rate steps of ${STEP_S} s (udpprobe rate $SEARCH); idle ping ${IDLE_S} s at 10 ms"
 meta cpu "$(nproc) × $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
 meta kernel "$(uname -r)"
 meta os "Debian $(cat /etc/debian_version 2>/dev/null)"

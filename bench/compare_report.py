@@ -151,7 +151,7 @@ def section(vals, notes, profiles, systems, meta):
         "**Figures.** TCP: iperf3 client → target (receiver-side goodput), `-t` as below, one "
         "stream and `-P 4`. UDP: `udpprobe rate` paces 1200-byte datagrams to the target, "
         "starting at 8 Mbit/s and multiplying by 4 (halving if 8 fails) until a rate loses more "
-        "than the limit (1%% beyond the link's own loss) in two tries, each try once the path "
+        "than the limit (1%% beyond the link's own loss) in two tries (one with --quick), each try once the path "
         "answers a ping again, then bisecting four times; the figure is the goodput of the best step "
         "that stayed under it. RTT: `udpprobe ping`, 64-byte UDP probes every 10 ms to an "
         "echo on the target, idle (first, on the fresh tunnel) and during the one-stream TCP test. CPU: user+system "

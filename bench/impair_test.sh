@@ -3,7 +3,8 @@
 # relies on: three namespaces a — link — b, the link routing through
 # impair's TUN as compare.sh does, udpprobe between a and b. Checks that
 # measured delay, loss, rate, jitter, reordering and the delay swing match
-# what was configured.
+# what was configured. Upper bounds leave room for scheduling delays on a
+# busy machine; lower bounds are exact (the relay never releases early).
 #
 #   sudo bench/impair_test.sh BUILD_DIR        (about 25 s; exit 0 = pass)
 set -u
@@ -85,7 +86,7 @@ in_range "clean: loss (%)" "$(ping_field "$out" loss)" 0 0
 impair --delay 20
 out=$(ping_ab --interval 5 --seconds 2)
 in_range "delay 20: RTT min (ms)" "$(ping_field "$out" min)" 40 41
-in_range "delay 20: RTT median (ms)" "$(ping_field "$out" p50)" 40 42
+in_range "delay 20: RTT median (ms)" "$(ping_field "$out" p50)" 40 44
 
 # 3. Loss 10% each way: a round trip survives with 0.9^2 = 81%.
 impair --loss 10 --seed 7
@@ -113,7 +114,7 @@ in_range "rate 20 Mbit/s: RTT with a full buffer (ms)" "$(ping_field "$out" p50)
 impair --delay 10 --jitter 20
 out=$(ping_ab --interval 25 --seconds 2)
 in_range "jitter: RTT min (ms)" "$(ping_field "$out" min)" 20 30
-in_range "jitter: RTT max (ms)" "$(ping_field "$out" max)" 45 62
+in_range "jitter: RTT max (ms)" "$(ping_field "$out" max)" 45 75
 in_range "jitter: RTT median (ms)" "$(ping_field "$out" p50)" 32 48
 ip netns exec "$NA" "$PROBE" load 203.0.113.2 7000 --mbit 20 --seconds 1 >/dev/null
 c=$(counters)
@@ -125,13 +126,14 @@ out=$(ping_ab --interval 2 --seconds 2)
 c=$(counters)
 in_range "reorder 10%: share held back (%)" \
   "$(awk '{ in_ += $5; r += $13 } END { printf "%.2f", 100 * r / in_ }' <<<"$c")" 7 13
-in_range "reorder 10%: RTT p99 (ms)" "$(ping_field "$out" p99)" 4.5 12
+in_range "reorder 10%: RTT median (ms)" "$(ping_field "$out" p50)" 0 2
+in_range "reorder 10%: RTT max (ms)" "$(ping_field "$out" max)" 5 100
 
 # 7. The mobile swing: 10..40 ms each way over 1 s, RTT 20..80.
 impair --delay 10 --delay-max 40 --period 1
 out=$(ping_ab --interval 5 --seconds 2)
 in_range "swing: RTT min (ms)" "$(ping_field "$out" min)" 20 24
-in_range "swing: RTT max (ms)" "$(ping_field "$out" max)" 74 82
+in_range "swing: RTT max (ms)" "$(ping_field "$out" max)" 74 95
 in_range "swing: RTT median (ms)" "$(ping_field "$out" p50)" 40 60
 
 [ "$FAILS" -eq 0 ] && echo "impair_test: PASS" || { echo "impair_test: $FAILS check(s) failed"; exit 1; }

@@ -11,7 +11,8 @@
  *   udpprobe settle HOST PORT [--timeout S]
  *       the same, silently: exit 0 once the path answers (queues drained)
  *   udpprobe rate HOST PORT [--size B] [--step S] [--max-loss PCT]
- *                 [--start MBIT] [--max MBIT] [--drain MS] [--bisect N]
+ *                 [--start MBIT] [--max MBIT] [--grow F] [--drain MS] [--bisect N]
+ *                 [--tries N] [--settle S]
  *       highest paced rate whose loss stays under --max-loss: multiplies
  *       by --grow (default 2) from --start, or halves if that fails, until
  *       a rate loses too much in two tries, then bisects N times
@@ -310,7 +311,8 @@ struct step_result {
 
 static uint32_t g_run;
 static long g_size = 1200;
-static double g_drain_ms = 400;
+static double g_drain_ms = 400, g_settle_s = 10;
+static int g_tries = 2;
 
 /* Sends at mbit for seconds as step `step`, then asks the server how much
  * arrived (retrying, since the report may be lost too). */
@@ -374,15 +376,16 @@ static struct step_result run_step(int fd, uint32_t step, double mbit, double se
   return res;
 }
 
-/* A rate passes if one of two tries stays under the loss limit, so that
- * a moment of CPU contention on a shared machine does not end the search.
- * A try starts once the path answers a ping again (up to 10 s), so one
- * that clogged a tunnel's queues does not spoil the next. */
+/* A rate passes if one of --tries tries (default 2) stays under the loss
+ * limit, so that a moment of CPU contention on a shared machine does not
+ * end the search. A try starts once the path answers a ping again (up to
+ * --settle seconds, default 10), so one that clogged a tunnel's queues
+ * does not spoil the next. */
 static struct step_result try_rate(int fd, uint32_t *step, double r, double step_s, double max_loss,
                                    uint64_t *bytes) {
   struct step_result s = {0};
-  for (int attempt = 0; attempt < 2; attempt++) {
-    if (!answered(fd, 10)) printf("the path did not answer within 10 s\n");
+  for (int attempt = 0; attempt < g_tries; attempt++) {
+    if (!answered(fd, g_settle_s)) printf("the path did not answer within %.0f s\n", g_settle_s);
     s = run_step(fd, (*step)++, r, step_s);
     *bytes += s.bytes;
     if (s.reported && s.loss_pct < max_loss) break;
@@ -432,6 +435,7 @@ static void usage(void) {
           "       udpprobe settle HOST PORT [--timeout S]\n"
           "       udpprobe rate HOST PORT [--size B] [--step S] [--max-loss PCT] [--start MBIT]\n"
           "                     [--max MBIT] [--grow F] [--drain MS] [--bisect N]\n"
+          "                     [--tries N] [--settle S]\n"
           "       udpprobe load HOST PORT --mbit R --seconds S [--size B]\n");
   exit(2);
 }
@@ -456,6 +460,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(o, "--start")) start = arg_num(o, v, 0.1, 100000);
     else if (!strcmp(o, "--max")) max = arg_num(o, v, 0.1, 100000);
     else if (!strcmp(o, "--grow")) grow = arg_num(o, v, 1.1, 100);
+    else if (!strcmp(o, "--tries")) g_tries = (int)arg_num(o, v, 1, 10);
+    else if (!strcmp(o, "--settle")) g_settle_s = arg_num(o, v, 0.01, 600);
     else if (!strcmp(o, "--mbit")) mbit = arg_num(o, v, 0.1, 100000);
     else if (!strcmp(o, "--drain")) g_drain_ms = arg_num(o, v, 0, 60000);
     else if (!strcmp(o, "--bisect")) bisect = (int)arg_num(o, v, 0, 20);
