@@ -1,6 +1,6 @@
 #!/bin/bash
 # Bad and borderline input against the server, one h3probe case at a time
-# (tests/tools/h3probe.c): refused requests must get the right status and
+# (tests/tools/h3probe/): refused requests must get the right status and
 # Proxy-Status, malformed capsules and datagrams the right stream or
 # connection error, and none of it may take the server down, corrupt it
 # (sanitizer reports in its log) or leak (LeakSanitizer at exit).

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The CONNECT-IP server (RFC 9484) against h3probe's CONNECT-IP cases
-# (tests/tools/h3probe.c): addresses and routes, ADDRESS_REQUEST,
+# (tests/tools/h3probe/): addresses and routes, ADDRESS_REQUEST,
 # scoping in both directions, anti-spoofing and client-to-client ICMP,
 # malformed scopes and capsules -- each aborting only its own stream. The
 # server routes (no NAT here: the target namespace routes the pools back
