@@ -468,6 +468,37 @@ static void teardown(srv *s) {
   if (s->creds) gnutls_certificate_free_credentials(s->creds);
 }
 
+/* log_stats: the exit totals, one line per handler, each starting
+ * "stopped: HANDLER:" (quic, connect-udp, connect-ip, tcp) so that one
+ * handler's counters can be grepped. The quic line is always there; a
+ * handler whose counters are all zero was never used and is left out. */
+static void log_stats(const srv_stats *st) {
+  typedef unsigned long long ull;
+  masq_log(MASQ_LOG_INFO,
+           "stopped: quic: %llu tunnels opened, %llu refused (%llu auth failures), "
+           "%llu Retry packets sent",
+           (ull)st->tunnels_opened, (ull)st->tunnels_refused, (ull)st->auth_failures,
+           (ull)st->retries);
+  if (st->udp_tx | st->udp_tx_drop | st->udp_rx | st->udp_rx_drop)
+    masq_log(MASQ_LOG_INFO,
+             "stopped: connect-udp: datagrams to targets %llu (dropped %llu), "
+             "from targets %llu (dropped %llu)",
+             (ull)st->udp_tx, (ull)st->udp_tx_drop, (ull)st->udp_rx, (ull)st->udp_rx_drop);
+  if (st->ip_tx | st->ip_rx | st->ip_drop_malformed | st->ip_drop_spoofed | st->ip_drop_refused |
+      st->ip_drop_too_big | st->ip_drop_no_owner | st->ip_drop_tun | st->icmp_sent)
+    masq_log(MASQ_LOG_INFO,
+             "stopped: connect-ip: packets to the TUN %llu, from it %llu; dropped %llu malformed, "
+             "%llu spoofed, %llu refused, %llu too big, %llu for nobody, %llu TUN errors; "
+             "%llu ICMP errors sent",
+             (ull)st->ip_tx, (ull)st->ip_rx, (ull)st->ip_drop_malformed,
+             (ull)st->ip_drop_spoofed, (ull)st->ip_drop_refused, (ull)st->ip_drop_too_big,
+             (ull)st->ip_drop_no_owner, (ull)st->ip_drop_tun, (ull)st->icmp_sent);
+  if (st->tcp_opened | st->tcp_failed | st->tcp_bytes_up | st->tcp_bytes_down)
+    masq_log(MASQ_LOG_INFO, "stopped: tcp: flows %llu (failed %llu), bytes up %llu, down %llu",
+             (ull)st->tcp_opened, (ull)st->tcp_failed, (ull)st->tcp_bytes_up,
+             (ull)st->tcp_bytes_down);
+}
+
 int masq_server_run(const masq_opts *o) {
   static srv s; /* holds a 64 KiB receive buffer */
   memset(&s, 0, sizeof(s));
@@ -477,26 +508,7 @@ int masq_server_run(const masq_opts *o) {
     masq_log(MASQ_LOG_INFO, "listening on %s (UDP, HTTP/3)",
              masq_sockaddr_str(&s.local, a, sizeof(a)));
     rv = masq_loop_run(s.loop) == 0 ? 0 : 1;
-    masq_log(MASQ_LOG_INFO,
-             "stopped: %llu tunnels opened, %llu refused (%llu auth failures), %llu Retry "
-             "packets sent; UDP to targets %llu (dropped %llu), from targets %llu (dropped %llu); "
-             "IP packets to the TUN %llu, from it %llu, dropped: %llu malformed, %llu spoofed, "
-             "%llu refused, %llu too big, %llu for nobody, %llu TUN errors; %llu ICMP errors sent; "
-             "TCP flows %llu (failed %llu), bytes up %llu, down %llu",
-             (unsigned long long)s.stats.tunnels_opened,
-             (unsigned long long)s.stats.tunnels_refused,
-             (unsigned long long)s.stats.auth_failures, (unsigned long long)s.stats.retries,
-             (unsigned long long)s.stats.udp_tx,
-             (unsigned long long)s.stats.udp_tx_drop, (unsigned long long)s.stats.udp_rx,
-             (unsigned long long)s.stats.udp_rx_drop, (unsigned long long)s.stats.ip_tx,
-             (unsigned long long)s.stats.ip_rx, (unsigned long long)s.stats.ip_drop_malformed,
-             (unsigned long long)s.stats.ip_drop_spoofed,
-             (unsigned long long)s.stats.ip_drop_refused,
-             (unsigned long long)s.stats.ip_drop_too_big,
-             (unsigned long long)s.stats.ip_drop_no_owner,
-             (unsigned long long)s.stats.ip_drop_tun, (unsigned long long)s.stats.icmp_sent,
-             (unsigned long long)s.stats.tcp_opened, (unsigned long long)s.stats.tcp_failed,
-             (unsigned long long)s.stats.tcp_bytes_up, (unsigned long long)s.stats.tcp_bytes_down);
+    log_stats(&s.stats);
   }
   teardown(&s);
   return rv;

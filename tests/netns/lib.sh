@@ -128,6 +128,15 @@ ns_etc() {
   printf '%s\n' "$text" >"/etc/netns/$ns/$file"
 }
 
+# server_hosts LINES: the server resolves names from a hosts file holding
+# localhost and LINES ("ADDR NAME" each), and from files only, so no
+# lookup leaves its namespace and unknown names fail fast.
+server_hosts() {
+  ns_etc "$NS_S" hosts "127.0.0.1 localhost
+$1"
+  ns_etc "$NS_S" nsswitch.conf "hosts: files"
+}
+
 # alive PID: fail unless the process still runs.
 alive() { kill -0 "$1" 2>/dev/null || fail "${2:-process $1} is no longer running"; }
 
@@ -143,19 +152,25 @@ check_sanitizers() {
   done
 }
 
+# stop_server: SIGTERM the server start_server started; fail unless it
+# was still running and exits with status 0 within 10 s. Its exit totals
+# (the "stopped: HANDLER: ..." lines) are then in its log. Clears
+# SERVER_PID.
+stop_server() {
+  local i rc=0
+  kill -0 "$SERVER_PID" 2>/dev/null || fail "the server died during the test"
+  kill "$SERVER_PID"
+  for ((i = 0; i < 200; i++)); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
+  kill -0 "$SERVER_PID" 2>/dev/null && fail "the server did not exit within 10s of SIGTERM"
+  wait "$SERVER_PID" || rc=$?
+  [ "$rc" -eq 0 ] || fail "the server exited with status $rc on SIGTERM"
+  SERVER_PID=
+}
+
 # finish: stop everything, check the server shut down cleanly (exit 0 on
 # SIGTERM) and that no sanitizer complained, then report success.
 finish() {
-  local rc=0
-  if [ -n "${SERVER_PID:-}" ]; then
-    kill -0 "$SERVER_PID" 2>/dev/null || fail "the server died during the test"
-    kill "$SERVER_PID"
-    local i
-    for ((i = 0; i < 200; i++)); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
-    kill -0 "$SERVER_PID" 2>/dev/null && fail "the server did not exit within 10s of SIGTERM"
-    wait "$SERVER_PID" || rc=$?
-    [ "$rc" -eq 0 ] || fail "the server exited with status $rc on SIGTERM"
-  fi
+  [ -z "${SERVER_PID:-}" ] || stop_server
   stop_all
   check_sanitizers
   pretty "PASS"
@@ -184,14 +199,17 @@ wait_log_fixed() {
   fail "timed out after ${t}s waiting for '$str' in $f"
 }
 
-# wait_udp NS PORT: bounded wait until something listens on UDP PORT.
-wait_udp() {
-  local ns=$1 port=$2 i
+# wait_udp NS PORT, wait_tcp NS PORT: bounded wait (10 s) until
+# something listens on UDP / TCP PORT in NS.
+wait_udp() { wait_listen -u UDP "$@"; }
+wait_tcp() { wait_listen -t TCP "$@"; }
+wait_listen() {
+  local opt=$1 proto=$2 ns=$3 port=$4 i
   for ((i = 0; i < 200; i++)); do
-    ip netns exec "$ns" ss -Hlun "sport = :$port" | grep -q . && return 0
+    ip netns exec "$ns" ss -Hln "$opt" "sport = :$port" | grep -q . && return 0
     sleep 0.05
   done
-  fail "nothing listens on UDP port $port in $ns"
+  fail "nothing listens on $proto port $port in $ns"
 }
 
 # start_server [ARGS...]: masq server in $NS_S on port 443 with a token.
@@ -210,11 +228,73 @@ start_forward() {
   wait_log "$TMP/$name.log" "connected to"
 }
 
+# start_connect [ARGS...]: masq connect in $NS_C to the server, output in
+# $TMP/client.log. Waits (15 s at most) for the tunnel to come up, then
+# sets CLIENT_PID and MTU, the tunnel MTU from its "up" line.
+# shellcheck disable=SC2034 # the variables it sets are for the tests
+start_connect() {
+  bg client n_c "$MASQ" connect --proxy "https://$S4:443" --ca "$TMP/cert.pem" --token "$TOKEN" "$@"
+  CLIENT_PID=$LAST_PID
+  wait_log "$TMP/client.log" "masq connect: up" 15
+  MTU=$(sed -nE 's/.*: up on [^:]+: mtu ([0-9]+),.*/\1/p' "$TMP/client.log")
+}
+
 # A UDP echo server (python3, from Debian) on PORT in NS.
 start_echo() {
   local ns=$1 port=$2
   bg "echo-$port" ip netns exec "$ns" "$PY" "$NETNS_DIR/udp_echo.py" "$port"
   wait_udp "$ns" "$port"
+}
+
+# start_tcp_targets: tcp_targets.py in $NS_T, IPv4 and IPv6: port 7000
+# echoes, 7001 resets after reading, 7004 accepts and never reads (see
+# tcp_targets.py); waits until all three listen.
+start_tcp_targets() {
+  local port
+  bg targets n_t "$PY" "$NETNS_DIR/tcp_targets.py" 7000
+  for port in 7000 7001 7004; do wait_tcp "$NS_T" $port; done
+}
+
+# blackhole_tcp PORT: TCP PORT in $NS_T is silent: its SYNs are dropped,
+# so a connection attempt to it times out instead of being refused.
+blackhole_tcp() {
+  n_t nft -f - <<NFT
+table inet blackhole {
+  chain in {
+    type filter hook input priority 0;
+    tcp dport $1 drop
+  }
+}
+NFT
+}
+
+# make_www: random files for the HTTP tests: $TMP/www/small (100 kB) and
+# $TMP/www/big ($MIB MiB), their SHA-256 in SMALL_SUM and BIG_SUM. MIB is
+# 1024, or 256 for a sanitizer build (several times slower), unless
+# MASQ_TEST_MIB says otherwise.
+# shellcheck disable=SC2034 # the variables it sets are for the tests
+make_www() {
+  MIB=1024
+  grep -q __asan_init "$MASQ" 2>/dev/null && MIB=256
+  MIB=${MASQ_TEST_MIB:-$MIB}
+  mkdir -p "$TMP/www"
+  head -c 100000 /dev/urandom >"$TMP/www/small"
+  head -c $((MIB << 20)) /dev/urandom >"$TMP/www/big"
+  SMALL_SUM=$(sha256sum <"$TMP/www/small" | cut -d' ' -f1)
+  BIG_SUM=$(sha256sum <"$TMP/www/big" | cut -d' ' -f1)
+}
+
+# rate T0 T1: "SECONDS s, SPEED MB/s" for $MIB MiB moved between the
+# times T0 and T1 (from date +%s.%N).
+rate() { awk "BEGIN {printf \"%.1f s, %.0f MB/s\", $2 - $1, $MIB * 1.048576 / ($2 - $1)}"; }
+
+# start_http_target: http_target.py in $NS_T on port 8000, IPv4 and IPv6:
+# GET serves the files in $TMP/www, PUT and POST answer the body's SHA-256
+# (see http_target.py); waits until it listens.
+start_http_target() {
+  mkdir -p "$TMP/www"
+  bg http n_t "$PY" "$NETNS_DIR/http_target.py" 8000 "$TMP/www"
+  wait_tcp "$NS_T" 8000
 }
 
 # find_probe: sets PROBE to the h3probe next to masq (or in $MASQ_BUILD);

@@ -11,24 +11,13 @@ TEST_NAME=forward_tcp
 command -v curl >/dev/null || { echo "SKIP: curl is not installed"; exit 77; }
 topo_up
 
-ns_etc "$NS_S" hosts "127.0.0.1 localhost
-$T4 target.masq.test"
-ns_etc "$NS_S" nsswitch.conf "hosts: files"
+server_hosts "$T4 target.masq.test"
 mkdir -p "$TMP/www"
 head -c 50000000 /dev/urandom >"$TMP/www/f"
 SUM=$(sha256sum <"$TMP/www/f" | cut -d' ' -f1)
-bg http n_t "$PY" "$NETNS_DIR/http_target.py" 8000 "$TMP/www"
-bg targets n_t "$PY" "$NETNS_DIR/tcp_targets.py" 7000
+start_http_target
+start_tcp_targets
 start_echo "$NS_T" 7
-wait_tcp() {
-  local ns=$1 port=$2 i
-  for ((i = 0; i < 200; i++)); do
-    ip netns exec "$ns" ss -Hltn "sport = :$port" | grep -q . && return 0
-    sleep 0.05
-  done
-  fail "nothing listens on TCP port $port in $ns"
-}
-for port in 8000 7000; do wait_tcp "$NS_T" $port; done
 start_server
 start_forward fwd --tcp "2000:target.masq.test:8000" --tcp "[::1]:2001:[$T6]:7000" \
   --tcp "2002:$T4:7002" --udp "5007:$T4:7"
@@ -80,8 +69,7 @@ pretty "UDP echo on the same connection: $out"
 
 # The proxy restarts: open TCP flows are lost with it, but forward
 # reconnects and new TCP connections work again.
-kill "$SERVER_PID"
-wait "$SERVER_PID" || fail "the server exited with an error on SIGTERM"
+stop_server
 wait_log "$TMP/fwd.log" "lost: .*reconnecting in" 15
 mv "$TMP/server.log" "$TMP/server-first.log"
 start_server

@@ -9,40 +9,12 @@ TEST_NAME=http_proxy
 # shellcheck source=tests/netns/lib.sh
 . "$(dirname "$0")/lib.sh"
 command -v curl >/dev/null || { echo "SKIP: curl is not installed"; exit 77; }
-# Size of the big transfers in MiB: 1 GiB, or a quarter of that for a
-# sanitizer build, which is several times slower.
-MIB=1024
-grep -q __asan_init "$MASQ" 2>/dev/null && MIB=256
-MIB=${MASQ_TEST_MIB:-$MIB}
 topo_up
 
-ns_etc "$NS_S" hosts "127.0.0.1 localhost
-$T4 target.masq.test"
-ns_etc "$NS_S" nsswitch.conf "hosts: files"
-n_t nft -f - <<'NFT'
-table inet blackhole {
-  chain in {
-    type filter hook input priority 0;
-    tcp dport 7003 drop
-  }
-}
-NFT
-
-mkdir -p "$TMP/www"
-head -c 100000 /dev/urandom >"$TMP/www/small"
-head -c $((MIB << 20)) /dev/urandom >"$TMP/www/big"
-SMALL_SUM=$(sha256sum <"$TMP/www/small" | cut -d' ' -f1)
-BIG_SUM=$(sha256sum <"$TMP/www/big" | cut -d' ' -f1)
-bg http n_t "$PY" "$NETNS_DIR/http_target.py" 8000 "$TMP/www"
-wait_tcp() {
-  local ns=$1 port=$2 i
-  for ((i = 0; i < 200; i++)); do
-    ip netns exec "$ns" ss -Hltn "sport = :$port" | grep -q . && return 0
-    sleep 0.05
-  done
-  fail "nothing listens on TCP port $port in $ns"
-}
-wait_tcp "$NS_T" 8000
+server_hosts "$T4 target.masq.test"
+blackhole_tcp 7003 # the silent target
+make_www # small and $MIB MiB big, SMALL_SUM and BIG_SUM
+start_http_target
 
 start_server --connect-timeout 2
 bg hp n_c "$MASQ" http-proxy --proxy "https://$S4:443" --ca "$TMP/cert.pem" --token "$TOKEN" -v
@@ -50,7 +22,6 @@ HP_PID=$LAST_PID
 wait_log "$TMP/hp.log" "connected to"
 wait_tcp "$NS_C" 8080
 PX=http://127.0.0.1:8080
-rate() { awk "BEGIN {printf \"%.1f s, %.0f MB/s\", $2 - $1, $MIB * 1.048576 / ($2 - $1)}"; }
 
 # (1) Both kinds of request, to a name, an IPv4 and an IPv6 origin.
 for url in http://target.masq.test:8000/small "http://$T4:8000/small" "http://[$T6]:8000/small"; do

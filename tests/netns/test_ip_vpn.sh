@@ -26,15 +26,6 @@ n_s ip link set vs3-$ID up
 # The second client reaches the proxy by the certificate's name.
 ns_etc "$NS_C2" hosts "$S2_4 masq.test"
 
-wait_tcp() { # NS PORT
-  local i
-  for ((i = 0; i < 200; i++)); do
-    ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0
-    sleep 0.05
-  done
-  fail "nothing listens on TCP port $2 in $1"
-}
-
 forwarding() { n_s cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding | tr -d '\n'; }
 nat_tables() { n_s nft list tables | grep -c masq || true; }
 
@@ -44,10 +35,7 @@ wait_log_fixed "$TMP/server.log" "CONNECT-IP gateway"
 [ "$(forwarding)" = "11" ] || fail "--nat did not turn forwarding on ($(forwarding))"
 [ "$(nat_tables)" = 1 ] || fail "--nat did not add its nftables table"
 
-bg client n_c "$MASQ" connect --proxy "https://$S4:443" --ca "$TMP/cert.pem" --token "$TOKEN"
-CLIENT_PID=$LAST_PID
-wait_log "$TMP/client.log" "masq connect: up" 15
-MTU=$(sed -nE 's/.*: up on [^:]+: mtu ([0-9]+),.*/\1/p' "$TMP/client.log")
+start_connect
 A4=$(n_c ip -4 -o addr show dev masq0 | awk '{print $4}' | cut -d/ -f1)
 A6=$(n_c ip -6 -o addr show dev masq0 scope global | awk '{print $4}' | cut -d/ -f1)
 [ -n "$MTU" ] && [ -n "$A4" ] && [ -n "$A6" ] || fail "no MTU or addresses on masq0"
@@ -128,8 +116,7 @@ pretty "second client got $B4; client-to-client refused"
 kill "$C2_PID" "$CLIENT_PID"
 wait "$C2_PID" || fail "second client exited with $? on SIGTERM"
 wait "$CLIENT_PID" || fail "client exited with $? on SIGTERM"
-kill "$SERVER_PID"
-wait "$SERVER_PID" || fail "server exited with $? on SIGTERM"
+stop_server
 [ "$(nat_tables)" = 0 ] || fail "the NAT table outlived the server"
 [ "$(forwarding)" = "00" ] || fail "forwarding not restored after SIGTERM ($(forwarding))"
 

@@ -11,10 +11,8 @@ topo_up
 
 # The server resolves names from this file only, so nonexistent.invalid
 # fails fast and deterministically (no DNS server is involved).
-ns_etc "$NS_S" hosts "127.0.0.1 localhost
-10.1.2.3 private.masq.test
+server_hosts "10.1.2.3 private.masq.test
 $T4 echo.masq.test"
-ns_etc "$NS_S" nsswitch.conf "hosts: files"
 
 start_echo "$NS_T" 7
 start_server

@@ -13,45 +13,15 @@ TEST_NAME=socks
 for tool in curl dnsmasq dig; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
 done
-# Size of the big transfers in MiB: 1 GiB, or a quarter of that for a
-# sanitizer build, which is several times slower.
-MIB=1024
-grep -q __asan_init "$MASQ" 2>/dev/null && MIB=256
-MIB=${MASQ_TEST_MIB:-$MIB}
 topo_up
 ulimit -n "$(ulimit -Hn)" # a file descriptor per flow, at both ends
 
-# The server resolves names from this file only.
-ns_etc "$NS_S" hosts "127.0.0.1 localhost
-$T4 target.masq.test
+server_hosts "$T4 target.masq.test
 $T6 target6.masq.test"
-ns_etc "$NS_S" nsswitch.conf "hosts: files"
-# Port 7003 is silent: its SYNs are dropped in the target namespace.
-n_t nft -f - <<'NFT'
-table inet blackhole {
-  chain in {
-    type filter hook input priority 0;
-    tcp dport 7003 drop
-  }
-}
-NFT
-
-mkdir -p "$TMP/www"
-head -c 100000 /dev/urandom >"$TMP/www/small"
-head -c $((MIB << 20)) /dev/urandom >"$TMP/www/big"
-SMALL_SUM=$(sha256sum <"$TMP/www/small" | cut -d' ' -f1)
-BIG_SUM=$(sha256sum <"$TMP/www/big" | cut -d' ' -f1)
-bg http n_t "$PY" "$NETNS_DIR/http_target.py" 8000 "$TMP/www"
-bg targets n_t "$PY" "$NETNS_DIR/tcp_targets.py" 7000
-wait_tcp() {
-  local ns=$1 port=$2 i
-  for ((i = 0; i < 200; i++)); do
-    ip netns exec "$ns" ss -Hltn "sport = :$port" | grep -q . && return 0
-    sleep 0.05
-  done
-  fail "nothing listens on TCP port $port in $ns"
-}
-for port in 8000 7000 7001 7004; do wait_tcp "$NS_T" $port; done
+blackhole_tcp 7003 # the silent target
+make_www # small and $MIB MiB big, SMALL_SUM and BIG_SUM
+start_http_target
+start_tcp_targets
 bg dnsmasq n_t dnsmasq --no-daemon --conf-file=/dev/null --pid-file= --no-resolv --no-hosts \
   --address="/example.masq.test/192.0.2.77" --listen-address="$T4" --bind-interfaces \
   --port=53 --user=nobody --group=nogroup --log-facility=- --log-queries
@@ -83,13 +53,13 @@ sum=$(n_c curl -sS --max-time 300 -x socks5h://127.0.0.1:1080 http://target.masq
   sha256sum | cut -d' ' -f1)
 t1=$(date +%s.%N)
 [ "$sum" = "$BIG_SUM" ] || fail "the $MIB MiB download arrived damaged"
-pretty "$MIB MiB download intact in $(awk "BEGIN {printf \"%.1f s, %.0f MB/s\", $t1 - $t0, $MIB * 1.048576 / ($t1 - $t0)}")"
+pretty "$MIB MiB download intact in $(rate "$t0" "$t1")"
 t0=$(date +%s.%N)
 got=$(n_c curl -sS --max-time 300 -x socks5h://127.0.0.1:1080 -T "$TMP/www/big" \
   http://target.masq.test:8000/upload)
 t1=$(date +%s.%N)
 [ "$got" = "$BIG_SUM" ] || fail "the $MIB MiB upload arrived damaged (target saw $got)"
-pretty "$MIB MiB upload intact in $(awk "BEGIN {printf \"%.1f s, %.0f MB/s\", $t1 - $t0, $MIB * 1.048576 / ($t1 - $t0)}")"
+pretty "$MIB MiB upload intact in $(rate "$t0" "$t1")"
 
 # (3) 1000 concurrent flows. The server allows 256 streams at once: the
 # client queues the rest and submits them as streams end.

@@ -9,22 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 find_probe
 
 topo_up
-# Port 7003 is silent: its SYNs are dropped in the target namespace.
-n_t nft -f - <<'NFT'
-table inet blackhole {
-  chain in {
-    type filter hook input priority 0;
-    tcp dport 7003 drop
-  }
-}
-NFT
-bg targets n_t "$PY" "$NETNS_DIR/tcp_targets.py" 7000
-for port in 7000 7001 7004; do
-  for ((i = 0; i < 200; i++)); do
-    n_t ss -Hltn "sport = :$port" | grep -q . && break
-    sleep 0.05
-  done
-done
+blackhole_tcp 7003 # the silent target
+start_tcp_targets
 start_server --connect-timeout 1
 
 

@@ -11,9 +11,7 @@ topo_up
 
 # The server resolves echo.masq.test from its own hosts file, and only
 # from files, so no lookup leaves the namespace.
-ns_etc "$NS_S" hosts "127.0.0.1 localhost
-$T4 echo.masq.test"
-ns_etc "$NS_S" nsswitch.conf "hosts: files"
+server_hosts "$T4 echo.masq.test"
 
 start_echo "$NS_T" 7
 start_server
