@@ -52,10 +52,13 @@ static const char *check_target(const char *host, const char *port, uint16_t *po
 
 /* ---- the tunnel -------------------------------------------------------- */
 
+static void txq_forget(srv *s, const tunnel *t);
+
 static void tunnel_close_socket(tunnel *t) {
   srv *s = t->sc->s;
   masq_timer_stop(s->loop, &t->idle);
   if (t->fd >= 0) {
+    txq_forget(s, t);
     masq_io_stop(s->loop, &t->io);
     close(t->fd);
     t->fd = -1;
@@ -234,20 +237,82 @@ void masq_udp_on_request(masq_conn *c, void *ud, int64_t sid, const masq_reqhdrs
   }
 }
 
+/* ---- datagrams to targets: staged, then sent in GSO runs --------------- */
+
+/* Sends one run: n datagrams for t at buf[off..], all seg bytes but the
+ * last, which may be shorter (what UDP_SEGMENT accepts). */
+static void txq_send_run(srv *s, tunnel *t, uint32_t off, size_t len, size_t seg, size_t n) {
+  /* DF is set on the socket, so an over-MTU payload fails with EMSGSIZE
+   * and is dropped rather than fragmented (RFC 9298 §3). */
+  if (masq_udp_send(t->fd, s->udp_txq.buf + off, len, n > 1 ? seg : 0, NULL) == 0) {
+    s->stats.udp_tx += n;
+    return;
+  }
+  s->stats.udp_tx_drop += n;
+  if (errno == ECONNREFUSED) tunnel_end(t, "target port unreachable");
+}
+
+void masq_udp_flush(srv *s) {
+  srv_udp_txq *q = &s->udp_txq;
+  q->flushing = 1;
+  for (size_t i = 0; i < q->n;) {
+    tunnel *t = q->ent[i].t;
+    if (!t) {
+      i++;
+      continue;
+    }
+    uint32_t off = q->ent[i].off;
+    size_t seg = q->ent[i].len, len = seg, j = i + 1;
+    /* The kernel takes at most 64 segments per GSO send (UDP_MAX_SEGMENTS). */
+    while (j < q->n && j - i < 64 && q->ent[j].t == t && q->ent[j - 1].len == seg &&
+           q->ent[j].len <= seg && len + q->ent[j].len <= 65507) {
+      len += q->ent[j].len;
+      j++;
+    }
+    txq_send_run(s, t, off, len, seg, j - i);
+    i = j;
+  }
+  q->n = q->used = 0;
+  q->flushing = 0;
+}
+
+/* A tunnel about to close: what it staged goes out first, or, if it
+ * closes during a flush (a refused send), is forgotten. */
+static void txq_forget(srv *s, const tunnel *t) {
+  srv_udp_txq *q = &s->udp_txq;
+  size_t i;
+  for (i = 0; i < q->n && q->ent[i].t != t; i++) {
+  }
+  if (i == q->n) return;
+  if (!q->flushing) {
+    masq_udp_flush(s);
+    return;
+  }
+  for (; i < q->n; i++)
+    if (q->ent[i].t == t) {
+      q->ent[i].t = NULL;
+      s->stats.udp_tx_drop++;
+    }
+}
+
 void masq_udp_on_datagram(masq_conn *c, void *ud, int64_t sid, void *sud, const uint8_t *p,
                           size_t n) {
   tunnel *t = sud;
   srv *s = ((sconn *)ud)->s;
+  srv_udp_txq *q = &s->udp_txq;
   if (!t || t->state != T_OPEN) return;
   t->last_active = masq_now();
-  /* DF is set on the socket, so an over-MTU payload fails with EMSGSIZE
-   * and is dropped rather than fragmented (RFC 9298 §3). */
-  if (send(t->fd, p, n, 0) < 0) {
+  if (q->n == SRV_UDP_TXQ || q->used + n > sizeof(q->buf)) masq_udp_flush(s);
+  if (n > sizeof(q->buf)) { /* cannot happen: QUIC packets are smaller */
     s->stats.udp_tx_drop++;
-    if (errno == ECONNREFUSED) tunnel_end(t, "target port unreachable");
     return;
   }
-  s->stats.udp_tx++;
+  memcpy(q->buf + q->used, p, n);
+  q->ent[q->n].t = t;
+  q->ent[q->n].off = (uint32_t)q->used;
+  q->ent[q->n].len = (uint32_t)n;
+  q->n++;
+  q->used += n;
 }
 
 void masq_udp_on_stream_end(masq_conn *c, void *ud, int64_t sid, void *sud) {

@@ -65,6 +65,21 @@ struct sconn {
   unsigned ntunnels;
 };
 
+/* Datagrams for CONNECT-UDP targets, staged during a loop iteration and
+ * sent at its end (masq_udp_flush): a run of equal-sized datagrams for
+ * one target leaves in one GSO sendmsg instead of one send each. */
+#define SRV_UDP_TXQ 256
+typedef struct srv_udp_txq {
+  struct {
+    struct tunnel *t; /* NULL: forgotten (its tunnel closed) */
+    uint32_t off;
+    uint32_t len;
+  } ent[SRV_UDP_TXQ];
+  size_t n, used;
+  int flushing;
+  uint8_t buf[65536];
+} srv_udp_txq;
+
 struct srv {
   const masq_opts *o;
   masq_loop *loop;
@@ -85,6 +100,7 @@ struct srv {
   srv_ip *ip;               /* NULL: CONNECT-IP unavailable (no TUN) */
   struct tcpflow *tcp_pending; /* flows with client bytes to write out */
   srv_stats stats;
+  srv_udp_txq udp_txq;
   uint8_t rxbuf[65536];
 };
 
@@ -108,6 +124,8 @@ void masq_udp_on_datagram(masq_conn *c, void *ud, int64_t sid, void *sud, const 
 void masq_udp_on_stream_end(masq_conn *c, void *ud, int64_t sid, void *sud);
 void masq_udp_on_stream_close(masq_conn *c, void *ud, int64_t sid, void *sud,
                               uint64_t app_error);
+/* Sends the datagrams staged for targets this iteration (srv_udp_txq). */
+void masq_udp_flush(srv *s);
 
 /* connect_ip.c: the CONNECT-IP handler (RFC 9484). */
 void masq_ip_on_request(masq_conn *c, void *ud, int64_t sid, const masq_reqhdrs *h);

@@ -141,6 +141,7 @@ static void on_conn_timer(masq_loop *loop, masq_timer *t) {
 static void flush_dirty(masq_loop *loop, void *ud) {
   srv *s = ud;
   masq_tcp_flush(s); /* first: the credit it returns goes out below */
+  masq_udp_flush(s);
   while (s->dirty) {
     sconn *sc = s->dirty;
     s->dirty = sc->dirty_next;

@@ -2,6 +2,7 @@
 """UDP echo client for the netns tests.
 
     udp_client.py HOST PORT SIZE COUNT TIMEOUT [--expect-none] [--sport=N] [--rtt]
+    udp_client.py HOST PORT SIZE COUNT TIMEOUT --burst
 
 Sends COUNT datagrams of SIZE random bytes to HOST:PORT, one at a time,
 and waits up to TIMEOUT seconds for each to come back unchanged. Prints
@@ -12,6 +13,12 @@ With --expect-none it asserts the opposite: nothing at all comes back
 within TIMEOUT (exit 0), else exit 1. --sport=N sends from local port N
 instead of an ephemeral one. --rtt adds a line before the last one:
 "rtt min/avg/max A/B/C ms, bytes out X in Y".
+
+With --burst it sends all COUNT datagrams at once, without waiting, in
+runs of equal sizes broken by shorter ones (SIZE, SIZE, ..., SIZE/4, 1,
+...), so that the proxy batches them, then waits up to TIMEOUT seconds
+for all the echoes: exit 0 only if every one came back intact and in the
+order sent ("received R/COUNT in order").
 """
 import os
 import socket
@@ -35,6 +42,9 @@ def main():
     if sport:
         s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", sport))
     s.connect(addr)
+
+    if "--burst" in sys.argv[1:]:
+        return burst(s, size, count, timeout)
 
     if expect_none:
         s.send(os.urandom(size))
@@ -84,6 +94,41 @@ def main():
     if bad:
         return 2
     return 0 if received == count else 1
+
+
+def burst_sizes(size, count):
+    """Runs of seven full-size datagrams, then a quarter-size and a 1-byte
+    one: both end a GSO run, the second also starts a new one."""
+    pattern = [size] * 7 + [max(1, size // 4), 1]
+    return [pattern[i % len(pattern)] for i in range(count)]
+
+
+def burst(s, size, count, timeout):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sent = []
+    for i, n in enumerate(burst_sizes(size, count)):
+        # a sequence number first, so that a reordering shows as such
+        payload = i.to_bytes(4, "big")[:n] + os.urandom(max(0, n - 4))
+        s.send(payload)
+        sent.append(payload)
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        s.settimeout(left)
+        try:
+            got.append(s.recv(65535))
+        except socket.timeout:
+            break
+    intact = sum(1 for g in got if g in set(sent))
+    in_order = got == sent[:len(got)]
+    print("received %d/%d%s" % (len(got), count, " in order" if in_order else " out of order"))
+    if intact != len(got):
+        print("%d echoes match nothing sent" % (len(got) - intact), file=sys.stderr)
+        return 2
+    return 0 if len(got) == count and in_order else 1
 
 
 if __name__ == "__main__":
