@@ -19,9 +19,16 @@
  *   udpprobe load HOST PORT --mbit R --seconds S [--size B]
  *       one paced step at R (background load), reports like rate
  *
+ * Every client subcommand also takes --socks HOST:PORT: the datagrams
+ * then go through a SOCKS5 proxy's UDP ASSOCIATE (RFC 1928 §7, no
+ * authentication), each behind the relay header, which replies must carry
+ * too (replies with a bad header are dropped and counted on stderr). The
+ * sizes and rates printed are the payload's alone, as without a proxy.
+ *
  * Send errors are counted as losses and never stop the sender (a tunnel
  * that is still coming up refuses packets). Both ends run on the same
  * machine, so the header is in host byte order. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -30,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -169,20 +177,35 @@ static int serve(int port) {
 
 /* ---- client side -------------------------------------------------------- */
 
+/* Where datagrams go: the target itself, or the SOCKS5 relay. */
 static struct sockaddr_storage peer;
 static socklen_t peer_len;
 
-static int client_socket(const char *host, const char *port) {
-  struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST}, *res;
+/* With --socks: the RFC 1928 §7 header in front of every datagram to the
+ * target (RSV RSV FRAG ATYP DST.ADDR DST.PORT), built once since there is
+ * one target; replies carry the same one, the target being their origin.
+ * s5_len is 0 without a proxy. */
+#define S5_HDR_MAX 22 /* 4 + an IPv6 address + 2 */
+static uint8_t s5_hdr[S5_HDR_MAX];
+static size_t s5_len;
+static int s5_ctl = -1; /* the association lasts as long as this connection */
+static uint64_t s5_frag, s5_bad, s5_foreign; /* replies dropped, by reason */
+
+static void resolve(const char *host, const char *port, int socktype, struct sockaddr_storage *ss,
+                    socklen_t *len) {
+  struct addrinfo hints = {.ai_socktype = socktype, .ai_flags = AI_NUMERICHOST}, *res;
   int r = getaddrinfo(host, port, &hints, &res);
   if (r != 0) {
     fprintf(stderr, "udpprobe: %s port %s: %s\n", host, port, gai_strerror(r));
     exit(2);
   }
-  memcpy(&peer, res->ai_addr, res->ai_addrlen);
-  peer_len = res->ai_addrlen;
-  int fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  memcpy(ss, res->ai_addr, res->ai_addrlen);
+  *len = res->ai_addrlen;
   freeaddrinfo(res);
+}
+
+static int udp_socket(int family) {
+  int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     perror("udpprobe: socket");
     exit(1);
@@ -196,19 +219,303 @@ static int client_socket(const char *host, const char *port) {
   return fd;
 }
 
+static int client_socket(const char *host, const char *port) {
+  resolve(host, port, SOCK_DGRAM, &peer, &peer_len);
+  return udp_socket(peer.ss_family);
+}
+
+static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+  if (a->ss_family != b->ss_family) return 0;
+  if (a->ss_family == AF_INET) {
+    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+  return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
+}
+
+/* ---- SOCKS5 UDP ASSOCIATE (RFC 1928, no authentication) ----------------- */
+
+static const char *s5_rep_name(unsigned rep) {
+  static const char *const names[] = {"succeeded", "general SOCKS server failure",
+                                      "connection not allowed by ruleset", "network unreachable",
+                                      "host unreachable", "connection refused", "TTL expired",
+                                      "command not supported", "address type not supported"};
+  return rep < sizeof(names) / sizeof(names[0]) ? names[rep] : "unassigned";
+}
+
+/* Reads or writes exactly len bytes of the control connection, or exits
+ * saying which step failed: nothing can be measured without it. */
+static void ctl_io(void *p, size_t len, int rd, const char *what) {
+  uint8_t *b = p;
+  while (len) {
+    ssize_t r = rd ? recv(s5_ctl, b, len, 0) : send(s5_ctl, b, len, MSG_NOSIGNAL);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      const char *why = r == 0 ? "the proxy closed the connection"
+                        : errno == EAGAIN || errno == EWOULDBLOCK ? "no answer within 10 s"
+                        : strerror(errno);
+      fprintf(stderr, "udpprobe: SOCKS5 %s: %s\n", what, why);
+      exit(1);
+    }
+    b += r;
+    len -= (size_t)r;
+  }
+}
+
+/* Writes ATYP ADDR PORT, the address form that requests (§4) and UDP
+ * headers (§7) share; returns its length. */
+static size_t s5_put_addr(uint8_t *out, const struct sockaddr_storage *a) {
+  if (a->ss_family == AF_INET) {
+    const struct sockaddr_in *in = (const void *)a;
+    out[0] = 1;
+    memcpy(out + 1, &in->sin_addr, 4);
+    memcpy(out + 5, &in->sin_port, 2); /* both already in network order */
+    return 7;
+  }
+  const struct sockaddr_in6 *in6 = (const void *)a;
+  out[0] = 4;
+  memcpy(out + 1, &in6->sin6_addr, 16);
+  memcpy(out + 17, &in6->sin6_port, 2);
+  return 19;
+}
+
+/* Connects the control connection to HOST:PORT (an IPv6 HOST may be in
+ * brackets), with 10 s limits so that a silent proxy cannot hang a
+ * benchmark. */
+static void s5_dial(const char *socks) {
+  char host[64];
+  const char *colon = strrchr(socks, ':');
+  size_t hl = colon ? (size_t)(colon - socks) : 0;
+  if (!colon || hl == 0 || hl >= sizeof(host) || !colon[1]) {
+    fprintf(stderr, "udpprobe: --socks wants HOST:PORT, not \"%s\"\n", socks);
+    exit(2);
+  }
+  memcpy(host, socks, hl);
+  host[hl] = 0;
+  char *h = host;
+  if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+    host[hl - 1] = 0;
+    h++;
+  }
+  struct sockaddr_storage a;
+  socklen_t alen;
+  resolve(h, colon + 1, SOCK_STREAM, &a, &alen);
+  struct timeval tv = {.tv_sec = 10};
+  s5_ctl = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s5_ctl < 0 || setsockopt(s5_ctl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+      setsockopt(s5_ctl, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
+      connect(s5_ctl, (struct sockaddr *)&a, alen) != 0) {
+    fprintf(stderr, "udpprobe: SOCKS5 proxy %s: %s\n", socks, strerror(errno));
+    exit(1);
+  }
+}
+
+/* The probe's UDP socket, on the address the control connection comes
+ * from, so that the address given in the request is the one the relay
+ * will see (a strict proxy admits only that). */
+static int s5_udp_socket(struct sockaddr_storage *local, socklen_t *len) {
+  *len = sizeof(*local);
+  if (getsockname(s5_ctl, (struct sockaddr *)local, len) != 0) {
+    perror("udpprobe: getsockname");
+    exit(1);
+  }
+  if (local->ss_family == AF_INET) ((struct sockaddr_in *)local)->sin_port = 0;
+  else ((struct sockaddr_in6 *)local)->sin6_port = 0;
+  int fd = udp_socket(local->ss_family);
+  if (bind(fd, (struct sockaddr *)local, *len) != 0 ||
+      getsockname(fd, (struct sockaddr *)local, len) != 0) {
+    perror("udpprobe: bind");
+    exit(1);
+  }
+  return fd;
+}
+
+/* Reads BND.ADDR and BND.PORT of the reply into peer: the relay. An
+ * unspecified BND.ADDR (0.0.0.0 or ::) means the proxy's own address. */
+static void s5_read_relay(unsigned atyp) {
+  uint8_t b[18];
+  int unspecified;
+  memset(&peer, 0, sizeof(peer));
+  if (atyp == 1) {
+    struct sockaddr_in *in = (struct sockaddr_in *)&peer;
+    ctl_io(b, 6, 1, "UDP ASSOCIATE reply");
+    in->sin_family = AF_INET;
+    memcpy(&in->sin_addr, b, 4);
+    memcpy(&in->sin_port, b + 4, 2);
+    peer_len = sizeof(*in);
+    unspecified = in->sin_addr.s_addr == htonl(INADDR_ANY);
+  } else if (atyp == 4) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&peer;
+    ctl_io(b, 18, 1, "UDP ASSOCIATE reply");
+    in6->sin6_family = AF_INET6;
+    memcpy(&in6->sin6_addr, b, 16);
+    memcpy(&in6->sin6_port, b + 16, 2);
+    peer_len = sizeof(*in6);
+    unspecified = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+  } else {
+    fprintf(stderr, "udpprobe: the SOCKS5 relay's address has type %u; only IPv4 (1) and "
+                    "IPv6 (4) are supported\n", atyp);
+    exit(1);
+  }
+  in_port_t port = atyp == 1 ? ((struct sockaddr_in *)&peer)->sin_port
+                             : ((struct sockaddr_in6 *)&peer)->sin6_port;
+  if (port == 0) {
+    fprintf(stderr, "udpprobe: the SOCKS5 proxy gave its relay port 0\n");
+    exit(1);
+  }
+  if (!unspecified) return;
+  peer_len = sizeof(peer);
+  if (getpeername(s5_ctl, (struct sockaddr *)&peer, &peer_len) != 0) {
+    perror("udpprobe: getpeername");
+    exit(1);
+  }
+  if (peer.ss_family == AF_INET) ((struct sockaddr_in *)&peer)->sin_port = port;
+  else ((struct sockaddr_in6 *)&peer)->sin6_port = port;
+}
+
+/* Greeting, UDP ASSOCIATE for the probe's socket fd (bound at local),
+ * and the relay from the reply in peer. */
+static void s5_associate(int fd, const struct sockaddr_storage *local) {
+  uint8_t msg[4 + 19] = {5, 1, 0}; /* VER, one method: no authentication */
+  ctl_io(msg, 3, 0, "greeting");
+  ctl_io(msg, 2, 1, "greeting reply");
+  if (msg[0] != 5) {
+    fprintf(stderr, "udpprobe: --socks: not a SOCKS5 proxy (version %u)\n", msg[0]);
+    exit(1);
+  }
+  if (msg[1] != 0) {
+    fprintf(stderr, "udpprobe: the SOCKS5 proxy refused no authentication (method 0x%02x)\n",
+            msg[1]);
+    exit(1);
+  }
+  msg[0] = 5, msg[1] = 3, msg[2] = 0; /* VER, CMD UDP ASSOCIATE, RSV */
+  ctl_io(msg, 3 + s5_put_addr(msg + 3, local), 0, "UDP ASSOCIATE");
+  ctl_io(msg, 4, 1, "UDP ASSOCIATE reply");
+  if (msg[0] != 5) {
+    fprintf(stderr, "udpprobe: bad SOCKS5 reply (version %u)\n", msg[0]);
+    exit(1);
+  }
+  if (msg[1] != 0) {
+    fprintf(stderr, "udpprobe: the SOCKS5 proxy refused UDP ASSOCIATE: REP %u (%s)\n", msg[1],
+            s5_rep_name(msg[1]));
+    exit(1);
+  }
+  s5_read_relay(msg[3]);
+  if (peer.ss_family != local->ss_family) {
+    fprintf(stderr, "udpprobe: the SOCKS5 relay is %s, the control connection %s\n",
+            peer.ss_family == AF_INET ? "IPv4" : "IPv6",
+            local->ss_family == AF_INET ? "IPv4" : "IPv6");
+    exit(1);
+  }
+}
+
+static void s5_report(void) {
+  if (s5_frag + s5_bad + s5_foreign == 0) return;
+  fprintf(stderr, "udpprobe: SOCKS5: dropped %llu replies with FRAG != 0, %llu with a malformed "
+                  "header, %llu not from the target through the relay\n",
+          (unsigned long long)s5_frag, (unsigned long long)s5_bad, (unsigned long long)s5_foreign);
+}
+
+/* The probe's socket with --socks: datagrams to the target at host:port
+ * go to the proxy's relay behind the header. */
+static int socks_socket(const char *host, const char *port, const char *socks) {
+  struct sockaddr_storage target, local;
+  socklen_t tlen, llen;
+  resolve(host, port, SOCK_DGRAM, &target, &tlen);
+  s5_hdr[0] = s5_hdr[1] = s5_hdr[2] = 0; /* RSV RSV FRAG: never fragmented */
+  s5_len = 3 + s5_put_addr(s5_hdr + 3, &target);
+  s5_dial(socks);
+  int fd = s5_udp_socket(&local, &llen);
+  s5_associate(fd, &local);
+  if (atexit(s5_report) != 0) {
+    fprintf(stderr, "udpprobe: atexit failed\n");
+    exit(1);
+  }
+  return fd;
+}
+
+/* Checks the relay header of a reply and returns its length, or 0 (and
+ * counts why) if the reply is to be dropped: RSV not zero or a header cut
+ * short, a fragment (RFC 1928 §7 lets a client that does not reassemble
+ * drop them), or an origin other than the target. */
+static size_t s5_strip(const uint8_t *b, size_t n) {
+  if (n < 4 || b[0] || b[1]) {
+    s5_bad++;
+    return 0;
+  }
+  if (b[2]) {
+    s5_frag++;
+    return 0;
+  }
+  size_t len = b[3] == 1 ? 10 : b[3] == 4 ? 22 : b[3] == 3 && n > 4 ? 7 + (size_t)b[4] : 0;
+  if (len == 0 || n < len) {
+    s5_bad++;
+    return 0;
+  }
+  if (len != s5_len || memcmp(b, s5_hdr, len) != 0) {
+    s5_foreign++;
+    return 0;
+  }
+  return len;
+}
+
+/* The proxy ends the association by closing the control connection
+ * (anything it sends there means nothing); without it every later
+ * datagram would be a loss, so stop and say why. */
+static void s5_check_ctl(void) {
+  uint8_t junk[64];
+  ssize_t r = recv(s5_ctl, junk, sizeof(junk), MSG_DONTWAIT);
+  if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return;
+  fprintf(stderr, "udpprobe: the SOCKS5 proxy closed the control connection: %s\n",
+          r == 0 ? "the UDP association is over" : strerror(errno));
+  exit(1);
+}
+
+/* ---- datagrams ---------------------------------------------------------- */
+
+/* Fills v with the pieces of one datagram, the relay header if any and
+ * then the payload (never copied); returns how many. */
+static size_t dgram_iov(struct iovec *v, void *payload, size_t len) {
+  size_t n = 0;
+  if (s5_len) v[n++] = (struct iovec){s5_hdr, s5_len};
+  v[n++] = (struct iovec){payload, len};
+  return n;
+}
+
+static void send_dgram(int fd, void *payload, size_t len) {
+  struct iovec v[2];
+  struct msghdr m = {.msg_name = &peer, .msg_namelen = peer_len, .msg_iov = v};
+  m.msg_iovlen = dgram_iov(v, payload, len);
+  /* A refused datagram is a loss, which the caller measures. */
+  (void)!sendmsg(fd, &m, 0);
+}
+
 /* Receives one probe header (waiting at most timeout_ms); 1 if one came. */
 static int recv_hdr(int fd, struct hdr *h, int timeout_ms) {
-  struct pollfd p = {.fd = fd, .events = POLLIN};
-  int r = poll(&p, 1, timeout_ms);
+  struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = s5_ctl, .events = POLLIN}};
+  int r = poll(p, 2, timeout_ms); /* poll skips the -1 of no proxy */
   if (r < 0 && errno != EINTR) {
     perror("udpprobe: poll");
     exit(1);
   }
   if (r <= 0) return 0;
+  if (p[1].revents) s5_check_ctl();
   uint8_t b[2048];
-  ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
-  if (n < (ssize_t)sizeof(*h)) return 0;
-  memcpy(h, b, sizeof(*h));
+  struct sockaddr_storage from;
+  socklen_t flen = sizeof(from);
+  ssize_t n = recvfrom(fd, b, sizeof(b), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+  if (n < 0) return 0;
+  size_t off = 0;
+  if (s5_len) {
+    if (!same_addr(&from, &peer)) {
+      s5_foreign++;
+      return 0;
+    }
+    if ((off = s5_strip(b, (size_t)n)) == 0) return 0;
+  }
+  if ((size_t)n - off < sizeof(*h)) return 0;
+  memcpy(h, b + off, sizeof(*h));
   return h->magic == MAGIC;
 }
 
@@ -237,7 +544,7 @@ static int ping(int fd, double interval_ms, double seconds, double after, long s
     if (sent < total && now >= start + sent * step) {
       struct hdr h = {.magic = MAGIC, .type = T_PING, .seq = sent, .t_ns = now};
       memcpy(buf, &h, sizeof(h));
-      (void)!sendto(fd, buf, (size_t)size, 0, (struct sockaddr *)&peer, peer_len);
+      send_dgram(fd, buf, (size_t)size);
       if (++sent == total) end_wait = now + 1000000000ull;
       continue;
     }
@@ -273,7 +580,7 @@ static int answered(int fd, double timeout) {
   uint32_t seq = 0;
   while (mono_ns() < deadline) {
     struct hdr h = {.magic = MAGIC, .type = T_PING, .seq = seq++, .t_ns = mono_ns()};
-    (void)!sendto(fd, &h, sizeof(h), 0, (struct sockaddr *)&peer, peer_len);
+    send_dgram(fd, &h, sizeof(h));
     struct hdr r;
     uint64_t until = mono_ns() + 2000000ull;
     while (mono_ns() < until)
@@ -287,7 +594,7 @@ static int first(int fd, double timeout) {
   uint32_t seq = 0;
   while (mono_ns() < deadline) {
     struct hdr h = {.magic = MAGIC, .type = T_PING, .seq = seq++, .t_ns = mono_ns()};
-    (void)!sendto(fd, &h, sizeof(h), 0, (struct sockaddr *)&peer, peer_len);
+    send_dgram(fd, &h, sizeof(h));
     struct hdr r;
     uint64_t until = mono_ns() + 2000000ull;
     while (mono_ns() < until) {
@@ -318,7 +625,7 @@ static int g_tries = 2;
  * arrived (retrying, since the report may be lost too). */
 static struct step_result run_step(int fd, uint32_t step, double mbit, double seconds) {
   static uint8_t bufs[BATCH][MAX_SIZE];
-  static struct iovec iov[BATCH];
+  static struct iovec iov[BATCH][2]; /* the relay header, if any, then the payload */
   static struct mmsghdr msg[BATCH];
   struct step_result res = {0};
   double pps = mbit * 1e6 / 8 / (double)g_size;
@@ -335,10 +642,9 @@ static struct step_result run_step(int fd, uint32_t step, double mbit, double se
         struct hdr h = {.magic = MAGIC, .type = T_DATA, .run = g_run, .step = step,
                         .seq = (uint32_t)(seq + (uint64_t)i)};
         memcpy(bufs[i], &h, sizeof(h));
-        iov[i] = (struct iovec){bufs[i], (size_t)g_size};
         memset(&msg[i], 0, sizeof(msg[i]));
-        msg[i].msg_hdr.msg_iov = &iov[i];
-        msg[i].msg_hdr.msg_iovlen = 1;
+        msg[i].msg_hdr.msg_iov = iov[i];
+        msg[i].msg_hdr.msg_iovlen = dgram_iov(iov[i], bufs[i], (size_t)g_size);
         msg[i].msg_hdr.msg_name = &peer;
         msg[i].msg_hdr.msg_namelen = peer_len;
       }
@@ -354,7 +660,7 @@ static struct step_result run_step(int fd, uint32_t step, double mbit, double se
   sleep_until(mono_ns() + (uint64_t)(g_drain_ms * 1e6));
   for (int attempt = 0; attempt < 20 && !res.reported; attempt++) {
     struct hdr h = {.magic = MAGIC, .type = T_REPORT, .run = g_run, .step = step};
-    (void)!sendto(fd, &h, sizeof(h), 0, (struct sockaddr *)&peer, peer_len);
+    send_dgram(fd, &h, sizeof(h));
     uint64_t until = mono_ns() + 150000000ull;
     struct hdr r;
     while (mono_ns() < until) {
@@ -436,7 +742,8 @@ static void usage(void) {
           "       udpprobe rate HOST PORT [--size B] [--step S] [--max-loss PCT] [--start MBIT]\n"
           "                     [--max MBIT] [--grow F] [--drain MS] [--bisect N]\n"
           "                     [--tries N] [--settle S]\n"
-          "       udpprobe load HOST PORT --mbit R --seconds S [--size B]\n");
+          "       udpprobe load HOST PORT --mbit R --seconds S [--size B]\n"
+          "       every client subcommand also takes [--socks HOST:PORT] (UDP ASSOCIATE)\n");
   exit(2);
 }
 
@@ -448,6 +755,7 @@ int main(int argc, char **argv) {
          max = 6400, mbit = 0, grow = 2;
   int bisect = 2;
   long size = 0;
+  const char *socks = NULL;
   for (int i = 4; i < argc; i += 2) {
     if (i + 1 >= argc) usage();
     const char *o = argv[i], *v = argv[i + 1];
@@ -465,10 +773,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(o, "--mbit")) mbit = arg_num(o, v, 0.1, 100000);
     else if (!strcmp(o, "--drain")) g_drain_ms = arg_num(o, v, 0, 60000);
     else if (!strcmp(o, "--bisect")) bisect = (int)arg_num(o, v, 0, 20);
+    else if (!strcmp(o, "--socks")) socks = v;
     else if (!strcmp(o, "--size")) size = (long)arg_num(o, v, (double)sizeof(struct hdr), MAX_SIZE);
     else usage();
   }
-  int fd = client_socket(argv[2], argv[3]);
+  int fd = socks ? socks_socket(argv[2], argv[3], socks) : client_socket(argv[2], argv[3]);
   g_run = (uint32_t)(real_ns() ^ ((uint64_t)getpid() << 16));
   if (!strcmp(mode, "ping")) return ping(fd, interval, seconds, after, size ? size : 64);
   if (!strcmp(mode, "first")) return first(fd, timeout);

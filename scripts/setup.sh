@@ -32,7 +32,7 @@ QUIC_PKGS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev)
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libgnutls28-dev gnutls-bin libinih-dev libcmocka-dev libmnl-dev
       iproute2 python3 dnsutils dnsmasq-base procps
-      libnftables-dev nftables iperf3 iputils-ping curl wireguard-go wireguard-tools)
+      libnftables-dev nftables iperf3 iputils-ping curl wireguard-tools)
 
 missing() {
   local p
@@ -62,4 +62,18 @@ if ! quic_ok; then
     die "could not install ngtcp2 >= 1.11 and nghttp3 >= 1.8 (${QUIC_PKGS[*]})"
   quic_ok || die "ngtcp2 >= 1.11 / nghttp3 >= 1.8 still missing after install"
 fi
+# The benchmark's baseline: Debian 12's wireguard-go 0.0.20220316 predates
+# wireguard-go's TUN offloads (GSO/GRO), which a user would have today;
+# bookworm-backports carries 0.0.20231211, which has them.
+wg_ok() {
+  dpkg --compare-versions "$(dpkg-query -W -f='${Version}' wireguard-go 2>/dev/null || echo 0)" \
+    ge 0.0.20231211
+}
+if ! wg_ok; then
+  [ -n "$todo" ] || apt-get update -qq || die "apt-get update failed: check the package sources in /etc/apt"
+  apt-get install -y -qq --no-install-recommends "${BACKPORTS[@]}" wireguard-go >/dev/null ||
+    die "could not install wireguard-go (the benchmark's baseline)"
+  wg_ok || warn_wg=1
+fi
 echo "setup: dependencies present (ngtcp2 $(pkg-config --modversion libngtcp2), nghttp3 $(pkg-config --modversion libnghttp3), gnutls $(pkg-config --modversion gnutls))"
+[ -z "${warn_wg:-}" ] || echo "setup: note: wireguard-go is older than 0.0.20231211 (no TUN offloads); bench/compare.sh will say so"
