@@ -14,16 +14,19 @@
 #   198.51.100.2    impair        203.0.113.2     192.0.2.2
 #                                 192.0.2.1
 #
-# The link namespace routes everything between its two veths through a
-# TUN device that bench/impair reads and writes, applying the profile's
-# loss, delay, jitter and rate; every system crosses it:
+# In the impaired profiles the link namespace routes everything between
+# its two veths through a TUN device that bench/impair reads and writes,
+# applying the profile's loss, delay, jitter and rate (the clean profile
+# forwards in the kernel); every system crosses the same link:
 #   direct        no tunnel: the client routes to the target via link and server
 #   masq-ip       masq server --nat / masq connect (CONNECT-IP, full tunnel)
+#   masq-ip-cubic the same with --cc cubic at both ends (CUBIC, not BBR)
 #   masq-udp      masq server / masq forward --udp (CONNECT-UDP, UDP only)
 #   masq-socks    masq socks (TCP only), when `masq socks --help` works
 #   wireguard-go  wireguard-go at both ends, MTU 1420, masquerade on the server
 #
 # Environment: PROFILES, SYSTEMS (subsets, in order), RUNS (per figure),
+# FIGURES (a subset of "rtt tcp udp", for development; default all),
 # OUT (the file to update; default BENCHMARKS.md beside bench/, NO_WRITE=1
 # to only print), KEEP_LOGS=DIR (copy every log and the raw results there).
 set -u
@@ -58,7 +61,9 @@ else
   RUNS=${RUNS:-3} TCP_S=6 STEP_S=1 IDLE_S=3 LOAD_S=3 SEARCH="--tries 2 --settle 10 --bisect 4"
 fi
 PROFILES=${PROFILES:-clean mobile wifi}
-SYSTEMS=${SYSTEMS:-direct masq-ip masq-udp masq-socks wireguard-go}
+SYSTEMS=${SYSTEMS:-direct masq-ip masq-ip-cubic masq-udp masq-socks wireguard-go}
+FIGURES=${FIGURES:-rtt tcp udp}
+want() { case " $FIGURES " in *" $1 "*) return 0 ;; esac; return 1; }
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
 
 ID=$$
@@ -190,6 +195,7 @@ topo_up() {
 profile_args() {
   case $1 in
     clean) echo "" ;;
+    relay) echo "" ;;
     mobile) echo "--delay 25 --delay-max 75 --period 3 --jitter 15 --loss 2" ;;
     wifi) echo "--delay 10 --loss 5" ;;
     *) return 1 ;;
@@ -197,16 +203,22 @@ profile_args() {
 }
 profile_title() {
   case $1 in
-    clean) echo "clean (no impairment; the relay alone)" ;;
+    clean) echo "clean (plain veth links, kernel forwarding, no relay)" ;;
+    relay) echo "relay (the impairment relay with no impairment)" ;;
     mobile) echo "mobile (RTT 50–150 ms, jitter up to 30 ms, 2% loss)" ;;
     wifi) echo "lossy Wi-Fi (RTT 20 ms, 5% loss)" ;;
   esac
 }
-profile_maxloss() { case $1 in clean) echo 1 ;; mobile) echo 3 ;; wifi) echo 6 ;; esac; }
+profile_maxloss() { case $1 in clean | relay) echo 1 ;; mobile) echo 3 ;; wifi) echo 6 ;; esac; }
+# The clean profile leaves the user-space relay out: it costs every system
+# a wake-up per packet and caps them all near the same packet rate, which
+# would hide the tunnels' own limits.
+profile_relay() { [ "$1" != clean ]; }
 
 IMPAIR_PID=
 impair_up() { # PROFILE
   local args
+  profile_relay "$1" || { n_l ip route flush table 100 2>/dev/null; return 0; }
   args=$(profile_args "$1") || return 1
   # shellcheck disable=SC2086
   start_bg "impair-$1" ip netns exec "$NS_L" "$IMPAIR" --tun "$IMP" --side-a 198.51.100.0/24 $args
@@ -216,6 +228,7 @@ impair_up() { # PROFILE
   n_l ip route replace default dev "$IMP" table 100
 }
 impair_down() { # PROFILE: stop the relay; its counters go into the report
+  profile_relay "$1" || return 0
   stop_pid "$IMPAIR_PID"
   IMPAIR_PID=
   grep '^impair: towards' "$LOGS/impair-$1.log" | sed 's/^/  /'
@@ -263,116 +276,142 @@ tcpprobe_run() {
 
 # measure PROFILE SYSTEM RUN HOST PORT KIND: the figures of one system.
 # KIND: ip (TCP and UDP through a routed path or tunnel), udp (UDP only),
-# socks (TCP only, through the SOCKS5 front end).
+# socks (TCP through the SOCKS5 front end, UDP through its UDP ASSOCIATE
+# when udpprobe speaks SOCKS5). UPROBE_OPTS: extra udpprobe options.
 measure() {
-  local prof=$1 sys=$2 run=$3 host=$4 port=$5 kind=$6 tag=$1-$2-$3 r a b c bytes=0 ping_pid
-  local maxloss
-  maxloss=$(profile_maxloss "$prof")
-  if [ "$kind" = socks ]; then
-    local n
-    for n in 1 4; do
-      swing
-      if r=$(tcpprobe_run "$tag-$n" $n 2>"$LOGS/err"); then
-        rec "$prof" "$sys" "$run" tcp$n "${r% *}"; bytes=$((bytes + ${r#* }))
-      else
-        rec "$prof" "$sys" "$run" fail "TCP $n stream(s): $(head -c 150 "$LOGS/err")"
-      fi
-    done
-    BYTES=$bytes
-    return
+  local prof=$1 sys=$2 run=$3 host=$4 port=$5 kind=$6
+  BYTES=0
+  # SOCKS5 without UDP ASSOCIATE support in udpprobe: TCP only
+  [ "$kind" != socks ] || [ -n "$UPROBE_OPTS" ] || { want tcp && measure_tcp_socks "$@"; return 0; }
+  if want rtt; then measure_idle "$@"; fi
+  if want tcp; then
+    case $kind in
+      ip) measure_tcp_ip "$@" ;;
+      socks) measure_tcp_socks "$@" ;;
+    esac
   fi
-  # Idle round trips, first, while the tunnel's queues are empty.
+  if want udp; then measure_udp "$@"; fi
+}
+
+# the figures' shared helpers: fig NAME VALUE records one figure of this run
+fig() { rec "$prof" "$sys" "$run" "$1" "$2"; }
+# ucmd SUBCOMMAND ARGS...: sets UCMD to udpprobe's command line in the
+# client namespace, UPROBE_OPTS appended (an array, so that timeout and
+# start_bg run the program itself)
+ucmd() {
+  # shellcheck disable=SC2206 # UPROBE_OPTS holds several options
+  UCMD=(ip netns exec "$NS_C" "$PROBE" "$@" $UPROBE_OPTS)
+}
+
+measure_idle() { # idle round trips, first, while the tunnel's queues are empty
+  local prof=$1 sys=$2 run=$3 host=$4 port=$5 tag=$1-$2-$3 r a b c
   swing
-  ip netns exec "$NS_C" "$PROBE" ping "$host" "$port" --interval 10 --seconds "$IDLE_S" \
-    >"$LOGS/ping-idle-$tag.log" 2>&1
+  ucmd ping "$host" "$port" --interval 10 --seconds "$IDLE_S"
+  "${UCMD[@]}" >"$LOGS/ping-idle-$tag.log" 2>&1
   r=$(ping_parse "$LOGS/ping-idle-$tag.log")
   if [ -n "$r" ]; then
     read -r a b c <<<"$r"
-    rec "$prof" "$sys" "$run" idle_p50 "$a"; rec "$prof" "$sys" "$run" idle_p99 "$b"
-    rec "$prof" "$sys" "$run" idle_loss "${c%\%}"
+    fig idle_p50 "$a"; fig idle_p99 "$b"; fig idle_loss "${c%\%}"
   else
-    rec "$prof" "$sys" "$run" fail "idle ping: $(log_tail "ping-idle-$tag")"
+    fig fail "idle ping: $(log_tail "ping-idle-$tag")"
   fi
-  if [ "$kind" = ip ]; then
-    # One stream, with round trips sampled while it runs.
-    start_bg "ping-load-$tag" ip netns exec "$NS_C" "$PROBE" ping "$host" "$port" \
-      --interval 10 --seconds "$((TCP_S - 1))" --after 0.5
-    ping_pid=$LAST_PID
+}
+
+measure_tcp_socks() { # bulk TCP through the SOCKS5 front end, 1 and 4 streams
+  local prof=$1 sys=$2 run=$3 tag=$1-$2-$3 n r
+  for n in 1 4; do
     swing
-    if r=$(iperf_run "$tag-1" 2>"$LOGS/err"); then
-      rec "$prof" "$sys" "$run" tcp1 "${r% *}"; bytes=$((bytes + ${r#* }))
+    if r=$(tcpprobe_run "$tag-$n" $n 2>"$LOGS/err"); then
+      fig tcp$n "${r% *}"; BYTES=$((BYTES + ${r#* }))
     else
-      rec "$prof" "$sys" "$run" fail "TCP 1 stream: $(head -c 150 "$LOGS/err")"
-      iperf_server
+      fig fail "TCP $n stream(s): $(head -c 150 "$LOGS/err")"
     fi
-    wait "$ping_pid" 2>/dev/null; stop_pid "$ping_pid"
-    r=$(ping_parse "$LOGS/ping-load-$tag.log")
-    if [ -n "$r" ]; then
-      read -r a b _ <<<"$r"
-      rec "$prof" "$sys" "$run" load_p50 "$a"; rec "$prof" "$sys" "$run" load_p99 "$b"
-    else
-      rec "$prof" "$sys" "$run" fail "no probe answered during the TCP test"
-    fi
-    swing
-    if r=$(iperf_run "$tag-4" -P 4 2>"$LOGS/err"); then
-      rec "$prof" "$sys" "$run" tcp4 "${r% *}"; bytes=$((bytes + ${r#* }))
-    else
-      rec "$prof" "$sys" "$run" fail "TCP 4 streams: $(head -c 150 "$LOGS/err")"
-      iperf_server
-    fi
+  done
+}
+
+measure_tcp_ip() { # iperf3, one stream with round trips sampled, then four
+  local prof=$1 sys=$2 run=$3 host=$4 port=$5 tag=$1-$2-$3 r a b ping_pid
+  start_bg "ping-load-$tag" ip netns exec "$NS_C" "$PROBE" ping "$host" "$port" \
+    --interval 10 --seconds "$((TCP_S - 1))" --after 0.5
+  ping_pid=$LAST_PID
+  swing
+  if r=$(iperf_run "$tag-1" 2>"$LOGS/err"); then
+    fig tcp1 "${r% *}"; BYTES=$((BYTES + ${r#* }))
+  else
+    fig fail "TCP 1 stream: $(head -c 150 "$LOGS/err")"
+    iperf_server
   fi
-  # UDP: the highest paced rate under the loss limit.
+  wait "$ping_pid" 2>/dev/null; stop_pid "$ping_pid"
+  r=$(ping_parse "$LOGS/ping-load-$tag.log")
+  if [ -n "$r" ]; then
+    read -r a b _ <<<"$r"
+    fig load_p50 "$a"; fig load_p99 "$b"
+  else
+    fig fail "no probe answered during the TCP test"
+  fi
+  swing
+  if r=$(iperf_run "$tag-4" -P 4 2>"$LOGS/err"); then
+    fig tcp4 "${r% *}"; BYTES=$((BYTES + ${r#* }))
+  else
+    fig fail "TCP 4 streams: $(head -c 150 "$LOGS/err")"
+    iperf_server
+  fi
+}
+
+measure_udp() { # the highest paced rate under the loss limit; for a
+  # UDP-only tunnel also round trips under a UDP load
+  local prof=$1 sys=$2 run=$3 host=$4 port=$5 kind=$6 tag=$1-$2-$3 r a b c maxloss
+  maxloss=$(profile_maxloss "$prof")
   swing
   # shellcheck disable=SC2086 # $SEARCH holds several options
-  timeout 300 ip netns exec "$NS_C" "$PROBE" rate "$host" "$port" --step "$STEP_S" \
-    --max-loss "$maxloss" --start 8 --grow 4 --max 3200 --drain 400 $SEARCH \
-    >"$LOGS/udp-$tag.log" 2>&1
+  ucmd rate "$host" "$port" --step "$STEP_S" \
+    --max-loss "$maxloss" --start 8 --grow 4 --max 3200 --drain 400 $SEARCH
+  timeout 300 "${UCMD[@]}" >"$LOGS/udp-$tag.log" 2>&1
   r=$(awk '/^result/ { print $3, $5, $9 }' "$LOGS/udp-$tag.log")
   local udp_good=
   if [ -n "$r" ]; then
     read -r a b c <<<"$r"
-    bytes=$((bytes + c))
+    BYTES=$((BYTES + c))
     if awk -v g="$b" 'BEGIN { exit !(g > 0) }'; then
-      rec "$prof" "$sys" "$run" udp "$b"; udp_good=$b
+      fig udp "$b"; udp_good=$b
     else
-      rec "$prof" "$sys" "$run" fail "UDP: no rate met the loss limit ($(grep '^step 0' "$LOGS/udp-$tag.log" | cut -c1-120))"
+      fig fail "UDP: no rate met the loss limit ($(grep '^step 0' "$LOGS/udp-$tag.log" | cut -c1-120))"
     fi
   else
-    rec "$prof" "$sys" "$run" fail "UDP rate search: $(log_tail "udp-$tag")"
+    fig fail "UDP rate search: $(log_tail "udp-$tag")"
   fi
-  if [ "$kind" = udp ] && [ -n "$udp_good" ]; then
-    # Under load for a UDP-only tunnel: a paced flow at 80% of its best
-    # rate over the same QUIC connection.
-    local load
-    load=$(awk -v g="$udp_good" 'BEGIN { printf "%.1f", g * 0.8 }')
-    # after the search, wait (bounded) until the tunnel's queues drained
-    timeout 25 ip netns exec "$NS_C" "$PROBE" settle "$host" "$port" --timeout 20 >/dev/null 2>&1
-    start_bg "udpload-$tag" ip netns exec "$NS_C" "$PROBE" load "$host" "$port" --mbit "$load" \
-      --seconds "$LOAD_S"
-    local load_pid=$LAST_PID
-    swing
-    ip netns exec "$NS_C" "$PROBE" ping "$host" "$port" --interval 10 \
-      --seconds "$(awk -v s="$LOAD_S" 'BEGIN { print s - 0.5 }')" --after 0.3 \
-      >"$LOGS/ping-load-$tag.log" 2>&1
-    wait "$load_pid" 2>/dev/null; stop_pid "$load_pid"
-    r=$(awk '/^result/ { print $9 }' "$LOGS/udpload-$tag.log")
-    [ -n "$r" ] && bytes=$((bytes + r))
-    r=$(ping_parse "$LOGS/ping-load-$tag.log")
-    if [ -n "$r" ]; then
-      read -r a b _ <<<"$r"
-      rec "$prof" "$sys" "$run" load_p50 "$a"; rec "$prof" "$sys" "$run" load_p99 "$b"
-    else
-      rec "$prof" "$sys" "$run" fail "every probe was lost under UDP load at $load Mbit/s"
-    fi
+  [ "$kind" = udp ] && [ -n "$udp_good" ] || return 0
+  # Under load for a UDP-only tunnel: a paced flow at 80% of its best
+  # rate over the same QUIC connection.
+  local load load_pid
+  load=$(awk -v g="$udp_good" 'BEGIN { printf "%.1f", g * 0.8 }')
+  # after the search, wait (bounded) until the tunnel's queues drained
+  ucmd settle "$host" "$port" --timeout 20
+  timeout 25 "${UCMD[@]}" >/dev/null 2>&1
+  ucmd load "$host" "$port" --mbit "$load" --seconds "$LOAD_S"
+  start_bg "udpload-$tag" "${UCMD[@]}"
+  load_pid=$LAST_PID
+  swing
+  ucmd ping "$host" "$port" --interval 10 \
+    --seconds "$(awk -v s="$LOAD_S" 'BEGIN { print s - 0.5 }')" --after 0.3
+  "${UCMD[@]}" >"$LOGS/ping-load-$tag.log" 2>&1
+  wait "$load_pid" 2>/dev/null; stop_pid "$load_pid"
+  r=$(awk '/^result/ { print $9 }' "$LOGS/udpload-$tag.log")
+  [ -n "$r" ] && BYTES=$((BYTES + r))
+  r=$(ping_parse "$LOGS/ping-load-$tag.log")
+  if [ -n "$r" ]; then
+    read -r a b _ <<<"$r"
+    fig load_p50 "$a"; fig load_p99 "$b"
+  else
+    fig fail "every probe was lost under UDP load at $load Mbit/s"
   fi
-  BYTES=$bytes
 }
 
 # ---- systems ----------------------------------------------------------------
 # Each sys_up_X sets HOST PORT KIND, CLI_PID and SRV_PID (the processes
 # whose CPU and memory count; empty for none) and STARTUP_MS, or fails
 # with REASON; sys_down_X undoes it.
-REASON=
+REASON='' UPROBE_OPTS=''
 SRV_PID='' CLI_PID='' STARTUP_MS=''
 
 # first_packet NAME HOST PORT T0: time from T0 (ns) to the first probe
@@ -397,24 +436,35 @@ sys_down_direct() {
 
 masq_server() { # NAME ARGS...
   local name=$1; shift
-  start_bg "$name" ip netns exec "$NS_S" "$MASQ" server --listen "[::]:443" \
+  start_bg "$name" ip netns exec "$NS_S" "$MASQ" server --cc "$MASQ_CC" --listen "[::]:443" \
     --cert "$WORK/cert.pem" --key "$WORK/key.pem" --token "$TOKEN" --allow 192.0.2.0/24 "$@"
   SRV_PID=$LAST_PID
   wait_for 10 log_has "$name" "listening on" || {
     REASON="masq server did not come up: $(log_tail "$name")"; return 1; }
 }
 
+# MASQ_CC: the congestion control of both masq ends (masq-ip-cubic sets it)
+MASQ_CC=bbr
 sys_up_masq-ip() {
   masq_server "masq-ip-server-$1" --nat --tun "$SRV_TUN" || return 1
   local t0
   t0=$(date +%s%N)
-  start_bg "masq-ip-client-$1" ip netns exec "$NS_C" "$MASQ" connect --proxy "https://$S4:443" \
-    --ca "$WORK/cert.pem" --token "$TOKEN" --tun "$CLI_TUN"
+  start_bg "masq-ip-client-$1" ip netns exec "$NS_C" "$MASQ" connect --cc "$MASQ_CC" \
+    --proxy "https://$S4:443" --ca "$WORK/cert.pem" --token "$TOKEN" --tun "$CLI_TUN"
   CLI_PID=$LAST_PID
   first_packet "masq-ip-client-$1" $T4 $PROBE_PORT "$t0" || return 1
   n_c ip route get $T4 | grep -q "dev $CLI_TUN" || { REASON="the target is not routed through $CLI_TUN"; return 1; }
   HOST=$T4 PORT=$PROBE_PORT KIND=ip
 }
+# the same tunnel with CUBIC instead of masq's default BBR at both ends
+sys_up_masq-ip-cubic() {
+  MASQ_CC=cubic
+  sys_up_masq-ip "$@"
+  local rc=$?
+  MASQ_CC=bbr
+  return $rc
+}
+sys_down_masq-ip-cubic() { sys_down_masq-ip; }
 sys_down_masq-ip() { stop_pid "$CLI_PID"; stop_pid "$SRV_PID"; }
 
 sys_up_masq-udp() {
@@ -448,7 +498,9 @@ sys_up_masq-socks() {
   out=$(ip netns exec "$NS_C" "$TPROBE" first $T4 $TCP_PORT --socks $SOCKS --timeout 20 2>/dev/null) || {
     REASON="no byte through it within 20 s ($(log_tail "masq-socks-client-$1" 1))"; return 1; }
   STARTUP_MS=$(awk -v a="$t0" '/^first/ { printf "%.0f", ($2 - a) / 1e6 }' <<<"$out")
-  HOST=$T4 PORT=$TCP_PORT KIND=socks
+  HOST=$T4 PORT=$PROBE_PORT KIND=socks
+  # UDP ASSOCIATE through the same front end, when udpprobe speaks SOCKS5
+  if "$PROBE" --help 2>&1 | grep -q -- '--socks'; then UPROBE_OPTS="--socks $SOCKS"; fi
 }
 sys_down_masq-socks() { stop_pid "$CLI_PID"; stop_pid "$SRV_PID"; }
 
@@ -505,7 +557,7 @@ run_system() {
   if [ "$sys" = masq-socks ]; then
     socks_available || { rec "$prof" "$sys" "$run" na "$SOCKS_WHY"; return; }
   fi
-  REASON='' SRV_PID='' CLI_PID='' STARTUP_MS=''
+  REASON='' SRV_PID='' CLI_PID='' STARTUP_MS='' UPROBE_OPTS=''
   if ! "sys_up_$sys" "$prof-$run"; then
     warn "$prof/$sys run $run: failed: $REASON"
     case $REASON in
@@ -576,7 +628,7 @@ src_desc() {
 }
 meta masq "$("$MASQ" --version 2>&1 | head -n 1), ${BENCH_SOURCE:-$(src_desc)}"
 meta libs "ngtcp2 $(pkg-config --modversion libngtcp2 2>/dev/null), nghttp3 $(pkg-config --modversion libnghttp3 2>/dev/null), GnuTLS $(pkg-config --modversion gnutls 2>/dev/null)"
-meta wireguard "$( (wireguard-go --version 2>/dev/null || echo 'wireguard-go missing') | head -n 1), $(dpkg-query -W -f='wireguard-tools ${Version}' wireguard-tools 2>/dev/null)"
+meta wireguard "$( (wireguard-go --version 2>/dev/null || echo 'wireguard-go missing') | head -n 1) (Debian package $(dpkg-query -W -f='${Version}' wireguard-go 2>/dev/null)), $(dpkg-query -W -f='wireguard-tools ${Version}' wireguard-tools 2>/dev/null)"
 meta iperf3 "$(iperf3 --version | head -n 1), TCP congestion control $(n_c sysctl -n net.ipv4.tcp_congestion_control)"
 for p in $PROFILES; do meta "profile_$p" "$(profile_title "$p")|$(profile_args "$p")|$(profile_maxloss "$p")"; done
 meta systems "$SYSTEMS"

@@ -70,6 +70,7 @@ static int check_name(const char *label, const char *val, char *err, size_t cap)
 static int check_ip_template(const char *label, const char *val, char *err, size_t cap);
 static int check_ifname(const char *label, const char *val, char *err, size_t cap);
 static int check_ipproto(const char *label, const char *val, char *err, size_t cap);
+static int check_cc(const char *label, const char *val, char *err, size_t cap);
 static int parse_uint(const char *s, unsigned long *out);
 
 static const struct opt opts[] = {
@@ -175,6 +176,10 @@ static const struct opt opts[] = {
      .max = 0xffffffffu, .metavar = "N",
      .help = "firewall mark (and routing table) that keeps the tunnel's own packets out of "
              "it (default 28017)"},
+    {.name = "cc", .ini = "CC", .cmds = SRV | CLI, .type = T_STR, FIELD(cc),
+     .check = check_cc, .metavar = "bbr|cubic",
+     .help = "congestion control of this end's QUIC sending (default bbr, which keeps a "
+             "tunnel's rate on lossy links where cubic backs off at every loss)"},
     {.name = "udp-template", .ini = "UDPTemplate", .cmds = SRV | FWD | SOX, .type = T_STR,
      FIELD(udp_template), .check = check_template, .metavar = "URI",
      .help = "CONNECT-UDP URI template (default " MASQ_DEFAULT_UDP_TEMPLATE ")"},
@@ -348,6 +353,13 @@ static int check_ipproto(const char *label, const char *val, char *err, size_t c
   if (n > 0 && n <= 3 && val[n] == '\0' && parse_uint(val, &v) == 0 && v <= 255) return 1;
   masq_errf(err, cap, "%s needs * or a protocol number 0..255, got %s", label,
             show(q, sizeof(q), val));
+  return 0;
+}
+
+static int check_cc(const char *label, const char *val, char *err, size_t cap) {
+  char q[SHOWCAP];
+  if (!strcmp(val, "bbr") || !strcmp(val, "cubic")) return 1;
+  masq_errf(err, cap, "%s needs bbr or cubic, got %s", label, show(q, sizeof(q), val));
   return 0;
 }
 
@@ -760,6 +772,7 @@ void masq_opts_init(masq_opts *o, masq_cmd cmd) {
   masq_cidr_parse("fd6d:6173:7100::/64", &o->pool6);
   snprintf(o->target, sizeof(o->target), "%s", "*");
   snprintf(o->ipproto, sizeof(o->ipproto), "%s", "*");
+  snprintf(o->cc, sizeof(o->cc), "%s", "bbr");
   o->fwmark = 0x6d71;
   o->idle_timeout = 120;
   o->max_tunnels = 256;

@@ -57,6 +57,7 @@ typedef struct masq_opts {
   size_t nadvertise;
 
   /* both */
+  char cc[8];              /* QUIC congestion control: "bbr" (default) or "cubic" */
   char ip_template[1024];  /* default MASQ_DEFAULT_IP_TEMPLATE */
   char tun[MASQ_IFNAME_MAX + 1]; /* TUN device name */
 

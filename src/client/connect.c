@@ -3,7 +3,9 @@
  * assigns addresses and advertises routes in capsules, and the client
  * turns them into the TUN device's configuration (client/ipconf.c) and a
  * packet filter that keeps what enters the tunnel within what the proxy
- * agreed to carry.
+ * agreed to carry. The QUIC connection itself (socket, TLS, timer, write
+ * pass) is client/proxyconn.c's, set up not to reconnect; the request
+ * is its one masq_pc_req.
  *
  * Lifecycle: connect -> request + ADDRESS_REQUEST -> 2xx -> wait for an
  * address and for path MTU discovery to make room for 1280-byte packets
@@ -11,9 +13,8 @@
  * proxy ends the run (exit 1); a signal ends it cleanly (exit 0). The
  * host's configuration is restored either way. */
 #include <errno.h>
-#include <netdb.h>
-#include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +23,10 @@
 #include "client/connect.h"
 #include "client/ipconf.h"
 #include "client/proxy_url.h"
+#include "client/proxyconn.h"
 #include "io/log.h"
 #include "io/loop.h"
-#include "io/net.h"
 #include "io/netlink.h"
-#include "io/tls.h"
 #include "io/tun.h"
 #include "proto/gso.h"
 #include "proto/ipcapsule.h"
@@ -68,16 +68,11 @@ typedef struct counters {
 typedef struct cip {
   const masq_opts *o;
   masq_loop *loop;
-  masq_conn *c;
-  int fd;
-  masq_io io;
-  masq_timer timer, wait;
-  masq_sockaddr local, remote;
-  gnutls_certificate_credentials_t creds;
-  masq_conn_config cfg;
-  masq_proxy_url url;
+  masq_pc *pc;
+  masq_pc_req req; /* the CONNECT-IP request; req.sid is its stream */
+  masq_timer wait;
   char authority[MASQ_MAX_HOST + 16], path[2048];
-  int64_t sid;
+  char note[2048 + 16]; /* "requesting PATH", for the "connected to" line */
   phase ph;
   uint64_t open_at;
   uint64_t next_req_id;
@@ -94,7 +89,6 @@ typedef struct cip {
   int have_assign, have_routes;
   masq_ip_route adv[ROUTE_CAP];
   size_t nadv;
-  int dirty, stopping, closed, exit_code;
   counters cnt;
   struct masq_ratelimit icmp_rl;
   /* Scratch for capsules and route computation (setup-time work). */
@@ -103,7 +97,6 @@ typedef struct cip {
   masq_cidr cidrs[MASQ_IPCONF_MAX_ROUTES];
   /* Largest entry: 8-byte request ID, version, IPv6 address, prefix. */
   uint8_t capbuf[ASSIGN_CAP * 26];
-  uint8_t buf[65536];
   uint8_t icmp[MASQ_ICMP_ERROR_MAX];
   /* The TUN carries a virtio-net header with TSO/USO (proto/gso.h): a
    * read brings up to 64 KiB, cut into packets in place; packets for the
@@ -117,15 +110,8 @@ typedef struct cip {
 
 static void cip_fail(cip *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Ends the run. The connection is closed from the loop hook, not here:
- * this may be called from inside the session's own callbacks. */
-static void cip_stop(cip *s, int code) {
-  if (s->stopping) return;
-  s->stopping = 1;
-  s->exit_code = code;
-  masq_loop_stop(s->loop);
-}
-
+/* Ends the run with status 1. proxyconn closes the connection from its
+ * loop hook: this may be called from inside the session's callbacks. */
 static void cip_fail(cip *s, const char *fmt, ...) {
   char msg[768];
   va_list ap;
@@ -133,8 +119,10 @@ static void cip_fail(cip *s, const char *fmt, ...) {
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
   masq_log(MASQ_LOG_ERR, "%s", msg);
-  cip_stop(s, 1);
+  masq_pc_stop(s->pc, 1);
 }
+
+static cip *cip_of(masq_pc_req *r) { return (cip *)(void *)((char *)r - offsetof(cip, req)); }
 
 static const char *cidr_str(const masq_cidr *c, char *out, size_t cap) {
   char ip[64];
@@ -168,10 +156,10 @@ static int put_authority(const char *tmpl, const char *authority, char *out, siz
  * would encode it as %2A, which a proxy comparing the path to "*"
  * without decoding would not recognise. Only a "*" value can produce
  * %2A here (hosts, addresses and protocol numbers contain none). */
-static int build_path(cip *s) {
+static int build_path(cip *s, const masq_proxy_url *url) {
   char t[2048], uri[2048];
   masq_tvar vars[] = {{"target", s->o->target}, {"ipproto", s->o->ipproto}};
-  if (put_authority(s->o->ip_template, s->url.authority, t, sizeof(t)) != 0 ||
+  if (put_authority(s->o->ip_template, url->authority, t, sizeof(t)) != 0 ||
       masq_uritemplate_expand(t, vars, 2, uri, sizeof(uri)) < 0 ||
       masq_uri_split(uri, s->authority, sizeof(s->authority), s->path, sizeof(s->path)) != 0)
     return -1;
@@ -191,7 +179,7 @@ static int build_path(cip *s) {
 /* RFC 9484 §4.7.2: whoever expects an assignment MUST ask for it. One
  * entry per family: the --request-address preference, or "any" (the
  * all-zero address with the full prefix length, i.e. one address). */
-static int send_address_request(cip *s) {
+static int send_address_request(cip *s, masq_conn *c, int64_t sid) {
   masq_ip_assignment req[2];
   memset(req, 0, sizeof(req));
   for (int i = 0; i < 2; i++) {
@@ -204,24 +192,27 @@ static int send_address_request(cip *s) {
   }
   size_t n = masq_address_request_encode(s->capbuf, req, 2);
   if (n == MASQ_IPCAP_INVALID) return -1;
-  return masq_conn_send_capsule(s->c, s->sid, MASQ_CAPSULE_ADDRESS_REQUEST, s->capbuf, n);
+  return masq_conn_send_capsule(c, sid, MASQ_CAPSULE_ADDRESS_REQUEST, s->capbuf, n);
 }
 
-static void submit_request(cip *s) {
-  const char *tok = s->o->token[0] ? s->o->token : NULL;
-  int64_t sid = masq_conn_submit_connect(s->c, s->authority, s->path, MASQ_PROTO_CONNECT_IP, tok,
-                                         s);
-  if (sid == MASQ_SESS_ERR_BLOCKED) return; /* retried from on_streams */
+/* proxyconn's submit: the connection is up (and again after
+ * MASQ_SESS_ERR_BLOCKED, from on_streams). The answer is awaited from
+ * the first attempt on. */
+static int64_t ip_submit(masq_pc_req *r, masq_conn *c, const char *token) {
+  cip *s = cip_of(r);
+  if (!masq_timer_armed(&s->wait)) masq_timer_set(s->loop, &s->wait, masq_now() + ADDR_WAIT_NS);
+  int64_t sid = masq_conn_submit_connect(c, s->authority, s->path, MASQ_PROTO_CONNECT_IP, token,
+                                         r);
+  if (sid == MASQ_SESS_ERR_BLOCKED) return sid;
   if (sid < 0) {
     cip_fail(s, "cannot send the CONNECT-IP request to %s (session error %lld)", s->o->proxy,
              (long long)sid);
-    return;
+    return sid;
   }
-  s->sid = sid;
   s->ph = P_REQUESTED;
-  s->dirty = 1;
-  if (send_address_request(s) != 0)
+  if (send_address_request(s, c, sid) != 0)
     cip_fail(s, "cannot send the ADDRESS_REQUEST capsule (check --request-address)");
+  return sid;
 }
 
 /* ---- host configuration ------------------------------------------------------ */
@@ -330,9 +321,9 @@ static void report(cip *s, const char *what) {
 
 static void on_tun(masq_loop *loop, masq_io *io, uint32_t events);
 
-static void go_up(cip *s) {
+static void go_up(cip *s, masq_conn *c) {
   char err[512];
-  size_t md = masq_conn_max_datagram(s->c, s->sid);
+  size_t md = masq_conn_max_datagram(c, s->req.sid);
   s->mtu = md > TUN_MTU_MAX ? TUN_MTU_MAX : md;
   if (masq_ipconf_link_up(&s->ic, (int)s->mtu, err, sizeof(err)) != 0) {
     cip_fail(s, "%s", err);
@@ -356,9 +347,9 @@ static void go_up(cip *s) {
 }
 
 /* Runs each loop iteration between the 2xx and "up". */
-static void check_up(cip *s) {
+static void check_up(cip *s, masq_conn *c) {
   uint64_t now = masq_now();
-  size_t md = masq_conn_max_datagram(s->c, s->sid);
+  size_t md = masq_conn_max_datagram(c, s->req.sid);
   if (md < MASQ_IPV6_MIN_MTU) {
     if (now >= s->open_at + MTU_WAIT_NS)
       cip_fail(s, "the path to the proxy carries only %zu-byte IP packets inside QUIC, below the "
@@ -374,12 +365,12 @@ static void check_up(cip *s) {
     return;
   }
   if (!s->have_routes && now < s->open_at + MTU_WAIT_NS) return;
-  go_up(s);
+  go_up(s, c);
 }
 
 /* While up: follow path MTU discovery upwards. */
-static void follow_mtu(cip *s) {
-  size_t md = masq_conn_max_datagram(s->c, s->sid);
+static void follow_mtu(cip *s, masq_conn *c) {
+  size_t md = masq_conn_max_datagram(c, s->req.sid);
   if (md > TUN_MTU_MAX) md = TUN_MTU_MAX;
   if (md <= s->mtu) return;
   char err[512];
@@ -393,10 +384,12 @@ static void follow_mtu(cip *s) {
 
 static void on_wait(masq_loop *loop, masq_timer *t) {
   cip *s = t->ud;
-  s->dirty = 1;
+  masq_conn *c = masq_pc_conn(s->pc);
+  masq_pc_touch(s->pc);
   if (s->ph == P_OPEN) {
-    check_up(s);
-    if (s->ph == P_OPEN && !s->stopping) masq_timer_set(loop, t, s->open_at + ADDR_WAIT_NS);
+    if (c) check_up(s, c); /* c is kept to the end: no reconnection */
+    if (s->ph == P_OPEN && !masq_pc_stopping(s->pc))
+      masq_timer_set(loop, t, s->open_at + ADDR_WAIT_NS);
   } else if (s->ph != P_UP) {
     cip_fail(s, "no answer from %s to the CONNECT-IP request within %llu s", s->o->proxy,
              (unsigned long long)(ADDR_WAIT_NS / NS));
@@ -450,7 +443,8 @@ static void icmp_back(cip *s, const uint8_t *pkt, size_t n, const masq_ippkt *p,
  * else -1 with the refusal counted `count` times (a super-packet's
  * segments share their headers, so one check speaks for all of them)
  * and answered where RFC 9484 §7.2.1 suggests it. */
-static int outbound_check(cip *s, const uint8_t *pkt, size_t n, size_t count, masq_ippkt *p) {
+static int outbound_check(cip *s, masq_conn *c, const uint8_t *pkt, size_t n, size_t count,
+                          masq_ippkt *p) {
   if (masq_ippkt_parse(pkt, n, p, NULL) != 0) {
     s->cnt.bad += count;
     return -1;
@@ -468,7 +462,7 @@ static int outbound_check(cip *s, const uint8_t *pkt, size_t n, size_t count, ma
     icmp_back(s, pkt, n, p, MASQ_ICMP_DEST_UNREACH_ADMIN, 0);
     return -1;
   }
-  size_t max = masq_conn_max_datagram(s->c, s->sid);
+  size_t max = masq_conn_max_datagram(c, s->req.sid);
   if (p->len > max) {
     /* Only reachable if the datagram limit fell below the device MTU;
      * the error lets PMTUD inside the tunnel adapt (IPv4 without DF
@@ -481,26 +475,26 @@ static int outbound_check(cip *s, const uint8_t *pkt, size_t n, size_t count, ma
   return 0;
 }
 
-/* RFC 9484 §11: one IP packet per HTTP datagram, never several. */
-static void outbound_send(cip *s, const uint8_t *pkt, size_t len) {
-  if (masq_conn_send_datagram(s->c, s->sid, pkt, len) != 0) {
+/* RFC 9484 §11: one IP packet per HTTP datagram, never several. The
+ * datagram waits in the session's queue for the loop's write pass. */
+static void outbound_send(cip *s, masq_conn *c, const uint8_t *pkt, size_t len) {
+  if (masq_conn_send_datagram(c, s->req.sid, pkt, len) != 0) {
     s->cnt.send_fail++;
     return;
   }
   s->cnt.tx++;
-  s->dirty = 1;
 }
 
 /* One packet or super-packet read from the TUN. Returns the packets it
  * stood for. */
-static size_t outbound(cip *s, const masq_vnet_hdr *h, uint8_t *pkt, size_t n) {
+static size_t outbound(cip *s, masq_conn *c, const masq_vnet_hdr *h, uint8_t *pkt, size_t n) {
   masq_ippkt p;
   if (h->gso_type == MASQ_VNET_GSO_NONE) {
     if (masq_vnet_complete_csum(h, pkt, n, NULL) != 0) {
       s->cnt.bad++;
       return 1;
     }
-    if (outbound_check(s, pkt, n, 1, &p) == 0) outbound_send(s, pkt, p.len);
+    if (outbound_check(s, c, pkt, n, 1, &p) == 0) outbound_send(s, c, pkt, p.len);
     return 1;
   }
   masq_gso g;
@@ -514,14 +508,17 @@ static size_t outbound(cip *s, const masq_vnet_hdr *h, uint8_t *pkt, size_t n) {
    * the next one overwrites it. */
   uint8_t *seg;
   size_t len = masq_gso_next_inplace(&g, &seg);
-  if (outbound_check(s, seg, len, count, &p) != 0) return count;
-  do outbound_send(s, seg, len);
+  if (outbound_check(s, c, seg, len, count, &p) != 0) return count;
+  do outbound_send(s, c, seg, len);
   while ((len = masq_gso_next_inplace(&g, &seg)) > 0);
   return count;
 }
 
 static void on_tun(masq_loop *loop, masq_io *io, uint32_t events) {
   cip *s = io->ud;
+  masq_conn *c = masq_pc_conn(s->pc);
+  if (!c) return; /* cannot happen while up: the connection is never dropped */
+  uint64_t tx = s->cnt.tx;
   for (size_t done = 0; done < TUN_BUDGET && s->ph == P_UP;) {
     ssize_t n = masq_tun_read(s->tunfd, s->tunbuf, sizeof(s->tunbuf));
     if (n < 0) {
@@ -538,8 +535,9 @@ static void on_tun(masq_loop *loop, masq_io *io, uint32_t events) {
     }
     masq_vnet_hdr h;
     masq_vnet_hdr_get(&h, s->tunbuf);
-    done += outbound(s, &h, s->tunbuf + MASQ_VNET_HDR_LEN, (size_t)n - MASQ_VNET_HDR_LEN);
+    done += outbound(s, c, &h, s->tunbuf + MASQ_VNET_HDR_LEN, (size_t)n - MASQ_VNET_HDR_LEN);
   }
+  if (s->cnt.tx != tx) masq_pc_touch(s->pc); /* one write pass for the whole batch */
 }
 
 /* The coalescer's output (proto/gso.h): one TUN write. */
@@ -550,11 +548,11 @@ static int tun_out(void *ud, const uint8_t *hdr, const uint8_t *pkt, size_t len)
   return -1;
 }
 
-static void on_datagram(masq_conn *c, void *ud, int64_t sid, void *sud, const uint8_t *pkt,
-                        size_t n) {
-  cip *s = ud;
+/* proxyconn's on_datagram: a packet from the tunnel, for the TUN. */
+static void ip_on_datagram(masq_pc_req *r, const uint8_t *pkt, size_t n) {
+  cip *s = cip_of(r);
   masq_ippkt p;
-  if (sid != s->sid || s->ph != P_UP) return;
+  if (s->ph != P_UP) return;
   if (masq_ippkt_parse(pkt, n, &p, NULL) != 0) {
     s->cnt.bad++;
     return;
@@ -564,7 +562,7 @@ static void on_datagram(masq_conn *c, void *ud, int64_t sid, void *sud, const ui
     return;
   }
   /* Held and coalesced with its flow's next segments until the loop
-   * iteration ends (service), then written in one go. */
+   * iteration ends (flush_hook), then written in one go. */
   masq_gro_add(&s->gro, pkt, p.len);
   s->cnt.rx++;
 }
@@ -621,7 +619,7 @@ static int on_routes(cip *s, const uint8_t *p, size_t n) {
 
 /* The proxy asked us for addresses; we assign none, so each request
  * gets the §4.7.2 rejection (all-zero address, full prefix length). */
-static int on_peer_request(cip *s, const uint8_t *p, size_t n) {
+static int on_peer_request(cip *s, masq_conn *c, const uint8_t *p, size_t n) {
   size_t k;
   const char *why;
   if (masq_address_request_decode(p, n, s->asg, ASSIGN_CAP, &k, &why) != 0) {
@@ -636,61 +634,27 @@ static int on_peer_request(cip *s, const uint8_t *p, size_t n) {
   }
   size_t len = masq_address_assign_encode(s->capbuf, s->asg, k);
   if (len == MASQ_IPCAP_INVALID ||
-      masq_conn_send_capsule(s->c, s->sid, MASQ_CAPSULE_ADDRESS_ASSIGN, s->capbuf, len) != 0)
+      masq_conn_send_capsule(c, s->req.sid, MASQ_CAPSULE_ADDRESS_ASSIGN, s->capbuf, len) != 0)
     masq_log_rl(MASQ_LOG_WARN, "cannot answer the proxy's ADDRESS_REQUEST");
-  s->dirty = 1;
+  masq_pc_touch(s->pc);
   return 0;
 }
 
-static int on_capsule(masq_conn *c, void *ud, int64_t sid, void *sud, uint64_t type,
-                      const uint8_t *p, size_t n) {
-  cip *s = ud;
-  if (sid != s->sid) return 0;
+static int ip_on_capsule(masq_pc_req *r, masq_conn *c, uint64_t type, const uint8_t *p,
+                         size_t n) {
+  cip *s = cip_of(r);
   switch (type) {
   case MASQ_CAPSULE_ADDRESS_ASSIGN: return on_address_assign(s, p, n);
   case MASQ_CAPSULE_ROUTE_ADVERTISEMENT: return on_routes(s, p, n);
-  case MASQ_CAPSULE_ADDRESS_REQUEST: return on_peer_request(s, p, n);
+  case MASQ_CAPSULE_ADDRESS_REQUEST: return on_peer_request(s, c, p, n);
   default: return 0;
   }
 }
 
-/* ---- session callbacks ----------------------------------------------------------- */
+/* ---- the request's events (proxyconn ops) ----------------------------------------- */
 
-static int on_send(masq_conn *c, void *ud, const ngtcp2_path *path, const uint8_t *data,
-                   size_t len, size_t seg) {
-  cip *s = ud;
-  if (masq_udp_send(s->fd, data, len, seg, NULL) == 0) return 0;
-  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-    masq_io_update(s->loop, &s->io, MASQ_EV_READ | MASQ_EV_WRITE);
-    return -1;
-  }
-  masq_log_rl(MASQ_LOG_DEBUG, "send to proxy failed: %s", strerror(errno));
-  return 0; /* lost, as far as QUIC is concerned */
-}
-
-static void on_ready(masq_conn *c, void *ud) {
-  cip *s = ud;
-  masq_log(MASQ_LOG_INFO, "connected to %s; requesting %s", s->o->proxy, s->path);
-  submit_request(s);
-  masq_timer_set(s->loop, &s->wait, masq_now() + ADDR_WAIT_NS);
-}
-
-static void on_streams(masq_conn *c, void *ud) {
-  cip *s = ud;
-  if (s->ph == P_CONNECTING) submit_request(s);
-}
-
-static int status_of(const masq_reqhdrs *h) {
-  int status = 0;
-  if (h->status.present && h->status.len == 3)
-    for (int i = 0; i < 3; i++) status = status * 10 + (h->status.v[i] - '0');
-  return status;
-}
-
-static void on_response(masq_conn *c, void *ud, int64_t sid, void *sud, const masq_reqhdrs *h) {
-  cip *s = ud;
-  if (sid != s->sid) return;
-  int status = status_of(h);
+static void ip_on_response(masq_pc_req *r, masq_conn *c, int status, const masq_reqhdrs *h) {
+  cip *s = cip_of(r);
   if (status < 200 || status >= 300) {
     cip_fail(s, "the proxy refused the CONNECT-IP request for %s: status %d%s%s", s->path, status,
              h->proxy_status.present ? ", Proxy-Status: " : "",
@@ -703,173 +667,77 @@ static void on_response(masq_conn *c, void *ud, int64_t sid, void *sud, const ma
              "needs to carry packets");
     return;
   }
-  if (masq_conn_stream_set_tunnel(c, sid) != 0 || masq_conn_stream_set_ip(c, sid) != 0) {
-    cip_fail(s, "cannot mark stream %lld as an IP tunnel", (long long)sid);
+  if (masq_conn_stream_set_tunnel(c, r->sid) != 0 || masq_conn_stream_set_ip(c, r->sid) != 0) {
+    cip_fail(s, "cannot mark stream %lld as an IP tunnel", (long long)r->sid);
     return;
   }
   s->ph = P_OPEN;
   s->open_at = masq_now();
   masq_timer_set(s->loop, &s->wait, s->open_at + MTU_WAIT_NS);
-  masq_log(MASQ_LOG_INFO, "IP tunnel open (stream %lld, status %d)", (long long)sid, status);
+  masq_log(MASQ_LOG_INFO, "IP tunnel open (stream %lld, status %d)", (long long)r->sid, status);
 }
 
-static void on_stream_end(masq_conn *c, void *ud, int64_t sid, void *sud) {
-  cip *s = ud;
-  if (sid != s->sid || s->stopping) return;
+static void ip_on_end(masq_pc_req *r) {
+  cip *s = cip_of(r);
+  if (masq_pc_stopping(s->pc)) return;
   cip_fail(s, "the proxy ended the IP tunnel");
 }
 
-static void on_stream_close(masq_conn *c, void *ud, int64_t sid, void *sud, uint64_t err) {
-  cip *s = ud;
-  if (sid != s->sid) return;
-  s->sid = -1;
-  if (s->stopping) return;
+/* Also reached when the request could not be sent (ip_submit said why
+ * and stopped the run) and when masq_pc_free frees the connection. */
+static void ip_on_close(masq_pc_req *r, uint64_t err) {
+  cip *s = cip_of(r);
+  if (masq_pc_stopping(s->pc)) return;
   cip_fail(s, "the IP tunnel was closed (HTTP/3 error 0x%llx)", (unsigned long long)err);
 }
 
-static const masq_conn_callbacks callbacks = {
-    .send = on_send,
-    .on_ready = on_ready,
-    .on_response = on_response,
-    .on_datagram = on_datagram,
-    .on_stream_end = on_stream_end,
-    .on_stream_close = on_stream_close,
-    .on_streams = on_streams,
-    .on_capsule = on_capsule,
+static const masq_pc_req_ops ip_ops = {
+    .submit = ip_submit,
+    .on_response = ip_on_response,
+    .on_datagram = ip_on_datagram,
+    .on_end = ip_on_end,
+    .on_close = ip_on_close,
+    .on_capsule = ip_on_capsule,
 };
 
-/* ---- the connection to the proxy ------------------------------------------------- */
-
-static void on_proxy_socket(masq_loop *loop, masq_io *io, uint32_t events) {
-  cip *s = io->ud;
-  if (events & MASQ_EV_WRITE) masq_io_update(loop, io, MASQ_EV_READ);
-  s->dirty = 1;
-  if (!(events & MASQ_EV_READ)) return;
-  ngtcp2_path path = {{&s->local.u.sa, s->local.len}, {&s->remote.u.sa, s->remote.len}, NULL};
-  /* Bounded so acknowledgements leave promptly (docs/session.md). */
-  for (size_t pkts = 0; pkts < 64;) {
-    size_t seg;
-    ssize_t n = masq_udp_recv(s->fd, s->buf, sizeof(s->buf), NULL, &seg);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      continue; /* ICMP errors and the like: QUIC recovers or times out */
-    }
-    for (size_t off = 0; off < (size_t)n; off += seg, pkts++) {
-      size_t len = (size_t)n - off < seg ? (size_t)n - off : seg;
-      if (masq_conn_read(s->c, &path, s->buf + off, len, masq_now()) != 0) return;
-    }
-  }
-}
-
-static void on_timer(masq_loop *loop, masq_timer *t) {
-  cip *s = t->ud;
-  masq_conn_on_timer(s->c, masq_now());
-  s->dirty = 1;
-}
-
-static void service(masq_loop *loop, void *ud) {
+/* Once per loop iteration, before proxyconn's write pass: what this
+ * iteration brought for the TUN goes in now (coalescing never waits for
+ * a later packet), then the wait for "up" or the MTU follows the path. */
+static void flush_hook(void *ud) {
   cip *s = ud;
-  if (!s->c) return;
-  if (s->stopping && !s->closed) {
-    s->closed = 1;
-    if (!masq_conn_is_dead(s->c)) masq_conn_close(s->c, MASQ_H3_NO_ERROR, masq_now());
-    return;
-  }
-  /* What this iteration brought for the TUN goes in now: coalescing
-   * never waits for a later packet. */
   masq_gro_flush(&s->gro);
-  if (!masq_conn_is_dead(s->c) && s->dirty) masq_conn_write(s->c, masq_now());
-  s->dirty = 0;
-  if (masq_conn_is_dead(s->c)) {
-    if (s->stopping) return;
-    if (s->ph == P_CONNECTING)
-      cip_fail(s, "cannot connect to %s: %s", s->o->proxy, masq_conn_error_str(s->c));
-    else
-      cip_fail(s, "connection to %s lost: %s", s->o->proxy, masq_conn_error_str(s->c));
-    return;
-  }
-  if (s->ph == P_OPEN && !s->stopping) check_up(s);
-  else if (s->ph == P_UP) follow_mtu(s);
-  uint64_t exp = masq_conn_expiry(s->c);
-  if (exp == UINT64_MAX) masq_timer_stop(loop, &s->timer);
-  else masq_timer_set(loop, &s->timer, exp);
-}
-
-static void on_signal(masq_loop *loop, int signo, void *ud) {
-  cip *s = ud;
-  masq_log(MASQ_LOG_INFO, "%s: closing the tunnel", strsignal(signo));
-  cip_stop(s, 0);
+  masq_conn *c = masq_pc_conn(s->pc);
+  if (!c || masq_conn_is_dead(c) || masq_pc_stopping(s->pc)) return;
+  if (s->ph == P_OPEN) check_up(s, c);
+  else if (s->ph == P_UP) follow_mtu(s, c);
 }
 
 /* ---- setup ------------------------------------------------------------------------- */
 
-static int resolve_proxy(cip *s) {
-  struct addrinfo hints = {0}, *res;
-  hints.ai_socktype = SOCK_DGRAM;
-  char port[8];
-  snprintf(port, sizeof(port), "%u", s->url.port);
-  int rv = getaddrinfo(s->url.host, port, &hints, &res);
-  if (rv != 0) {
-    masq_log(MASQ_LOG_ERR, "cannot resolve proxy host %s: %s", s->url.host, gai_strerror(rv));
+/* The connection to the proxy, queued with the request: its socket
+ * carries the fwmark so the policy rules route it past the tunnel (see
+ * ipconf.h), and losing it ends the run instead of reconnecting (the
+ * proxy would assign other addresses to a new connection). */
+static int pc_setup(cip *s) {
+  s->pc = masq_pc_new(s->loop, s->o);
+  if (!s->pc) return -1;
+  snprintf(s->note, sizeof(s->note), "requesting %s", s->path);
+  masq_pc_settings set = {
+      .set_mark = 1,
+      .fwmark = s->o->fwmark,
+      .dgram_queue = CLIENT_DGRAM_QUEUE,
+      .capsules = 1,
+      .once = 1,
+      .ready_note = s->note,
+      .closing = "tunnel",
+  };
+  masq_pc_configure(s->pc, &set);
+  if (masq_pc_add_flush(s->pc, flush_hook, s) != 0) {
+    masq_log(MASQ_LOG_ERR, "cannot set up the event loop: too many hooks");
     return -1;
   }
-  memcpy(&s->remote.u.ss, res->ai_addr, res->ai_addrlen);
-  s->remote.len = res->ai_addrlen;
-  freeaddrinfo(res);
-  return 0;
-}
-
-/* The socket carries the fwmark so the policy rules route it past the
- * tunnel (see ipconf.h). */
-static int dial(cip *s) {
-  char err[512];
-  if (resolve_proxy(s) != 0) return -1;
-  s->fd = masq_udp_connect(&s->remote);
-  if (s->fd < 0) {
-    masq_log(MASQ_LOG_ERR, "cannot open a UDP socket to the proxy: %s", strerror(errno));
-    return -1;
-  }
-  if (masq_udp_set_mark(s->fd, s->o->fwmark) != 0) {
-    masq_log(MASQ_LOG_ERR, "cannot set fwmark %u on the proxy socket: %s (masq connect needs "
-             "CAP_NET_ADMIN)", s->o->fwmark, strerror(errno));
-    return -1;
-  }
-  s->local.len = sizeof(s->local.u.ss);
-  if (getsockname(s->fd, &s->local.u.sa, &s->local.len) != 0 ||
-      masq_io_start(s->loop, &s->io, s->fd, MASQ_EV_READ, on_proxy_socket, s) != 0) {
-    masq_log(MASQ_LOG_ERR, "cannot watch the proxy socket: %s", strerror(errno));
-    return -1;
-  }
-  ngtcp2_addr la = {&s->local.u.sa, s->local.len}, ra = {&s->remote.u.sa, s->remote.len};
-  s->c = masq_conn_client_new(&s->cfg, &callbacks, s, &la, &ra, masq_now(), err, sizeof(err));
-  if (!s->c) {
-    masq_log(MASQ_LOG_ERR, "%s", err);
-    return -1;
-  }
-  s->dirty = 1;
-  return 0;
-}
-
-static int tls_setup(cip *s) {
-  char err[512];
-  s->creds = masq_tls_client_creds(s->o->ca[0] ? s->o->ca : NULL, s->o->insecure, err,
-                                   sizeof(err));
-  if (!s->creds) {
-    masq_log(MASQ_LOG_ERR, "%s", err);
-    return -1;
-  }
-  if (s->o->insecure)
-    masq_log(MASQ_LOG_WARN, "--insecure: the proxy's certificate is not verified");
-  s->cfg.creds = s->creds;
-  s->cfg.sni = s->url.host;
-  s->cfg.insecure = s->o->insecure;
-  s->cfg.idle_timeout = 30 * NGTCP2_SECONDS;
-  s->cfg.dgram_queue = CLIENT_DGRAM_QUEUE;
-  /* Hidden knob for benchmarks (BENCHMARKS.md): MASQ_CC=bbr picks BBR
-   * instead of CUBIC for the QUIC connection. */
-  const char *cc = getenv("MASQ_CC");
-  s->cfg.cc_bbr = cc && strcmp(cc, "bbr") == 0;
-  if (s->cfg.cc_bbr) masq_log(MASQ_LOG_INFO, "congestion control: BBR (MASQ_CC)");
+  masq_pc_req_init(&s->req, &ip_ops);
+  masq_pc_request(s->pc, &s->req); /* submitted once the connection is up */
   return 0;
 }
 
@@ -929,49 +797,48 @@ static void log_totals(cip *s) {
            (unsigned long long)k->no_route, (unsigned long long)k->too_big,
            (unsigned long long)k->send_fail, (unsigned long long)k->in_not_ours,
            (unsigned long long)k->tun_write_fail);
-  if (s->c) {
-    const masq_conn_stats *cs = masq_conn_get_stats(s->c);
-    masq_log(MASQ_LOG_INFO,
-             "TUN %s: %llu reads, %llu writes for %llu packets (%llu coalesced); datagram "
-             "queue full %llu, too big %llu",
-             s->offloads ? "with offloads" : "without offloads",
-             (unsigned long long)k->tun_reads, (unsigned long long)g->writes,
-             (unsigned long long)g->in, (unsigned long long)g->merged,
-             (unsigned long long)cs->drop_queue_full, (unsigned long long)cs->drop_too_big);
-  }
+  masq_conn_stats cs;
+  masq_pc_stats(s->pc, &cs);
+  masq_log(MASQ_LOG_INFO,
+           "TUN %s: %llu reads, %llu writes for %llu packets (%llu coalesced); datagram "
+           "queue full %llu, too big %llu",
+           s->offloads ? "with offloads" : "without offloads", (unsigned long long)k->tun_reads,
+           (unsigned long long)g->writes, (unsigned long long)g->in,
+           (unsigned long long)g->merged, (unsigned long long)cs.drop_queue_full,
+           (unsigned long long)cs.drop_too_big);
 }
 
+/* The connection goes first (its stream's on_close finds the run
+ * stopping and says nothing), then the host's configuration. */
 static void teardown(cip *s) {
   if (s->loop) {
-    masq_timer_stop(s->loop, &s->timer);
     masq_timer_stop(s->loop, &s->wait);
     masq_io_stop(s->loop, &s->tio); /* a no-op for one never started */
-    masq_io_stop(s->loop, &s->io);
   }
-  if (s->c) masq_conn_free(s->c);
-  s->c = NULL;
+  masq_pc_free(s->pc);
+  s->pc = NULL;
   if (s->ic_init) masq_ipconf_restore(&s->ic);
   if (s->tunfd >= 0) close(s->tunfd);
-  if (s->fd >= 0) close(s->fd);
   if (s->loop) masq_loop_free(s->loop);
-  if (s->creds) gnutls_certificate_free_credentials(s->creds);
 }
 
 int masq_connect_run(const masq_opts *o) {
   static cip s;
   memset(&s, 0, sizeof(s));
   s.o = o;
-  s.fd = s.tunfd = -1;
-  s.tio.fd = s.io.fd = -1;
-  s.sid = -1;
+  s.tunfd = -1;
+  s.tio.fd = -1;
   s.next_req_id = 1;
-  s.exit_code = 1;
+  int rc = 1;
   char err[256];
-  if (masq_proxy_url_parse(o->proxy, &s.url, err, sizeof(err)) != 0) {
+  /* Checked here too (proxyconn parses it again) for the usage status
+   * 2, and for the request's authority. */
+  masq_proxy_url url;
+  if (masq_proxy_url_parse(o->proxy, &url, err, sizeof(err)) != 0) {
     masq_log(MASQ_LOG_ERR, "--proxy %s: %s", o->proxy, err);
     return 2;
   }
-  if (build_path(&s) != 0) {
+  if (build_path(&s, &url) != 0) {
     masq_log(MASQ_LOG_ERR, "--ip-template %s: cannot expand it for target %s, ipproto %s",
              o->ip_template, o->target, o->ipproto);
     return 2;
@@ -981,20 +848,12 @@ int masq_connect_run(const masq_opts *o) {
     masq_log(MASQ_LOG_ERR, "cannot create the event loop: %s", strerror(errno));
     return 1;
   }
-  masq_timer_init(&s.timer, on_timer, &s);
   masq_timer_init(&s.wait, on_wait, &s);
-  if (tun_setup(&s) != 0 || tls_setup(&s) != 0 || dial(&s) != 0 ||
-      masq_loop_add_hook(s.loop, service, &s) != 0 ||
-      masq_loop_add_signal(s.loop, SIGINT, on_signal, &s) != 0 ||
-      masq_loop_add_signal(s.loop, SIGTERM, on_signal, &s) != 0)
-    goto out;
-  if (masq_loop_run(s.loop) != 0) {
-    masq_log(MASQ_LOG_ERR, "event loop failed: %s", strerror(errno));
-    s.exit_code = 1;
-  }
+  if (tun_setup(&s) != 0 || pc_setup(&s) != 0 || masq_pc_start(s.pc) != 0) goto out;
+  rc = masq_pc_loop(s.pc);
   log_totals(&s);
 out:
   teardown(&s);
-  fprintf(stderr, "masq connect: down (exit %d)\n", s.exit_code);
-  return s.exit_code;
+  fprintf(stderr, "masq connect: down (exit %d)\n", rc);
+  return rc;
 }

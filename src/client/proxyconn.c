@@ -31,7 +31,10 @@ struct masq_pc {
   gnutls_certificate_credentials_t creds;
   masq_conn_config cfg;
   masq_proxy_url url;
+  masq_pc_settings set;
+  masq_conn_callbacks cb; /* callbacks, with on_capsule if set.capsules */
   int ready, ever_ready, exit_code, dirty, stopping;
+  int closed; /* the close for a stop has been sent */
   masq_timer retry;      /* reconnect after a lost connection */
   uint64_t backoff;      /* ns until the next attempt; doubles to 30 s */
   masq_conn_stats total; /* of the connections already gone */
@@ -66,6 +69,7 @@ void masq_pc_req_init(masq_pc_req *r, const masq_pc_req_ops *ops) {
 const masq_proxy_url *masq_pc_url(const masq_pc *pc) { return &pc->url; }
 masq_conn *masq_pc_conn(masq_pc *pc) { return pc->ready ? pc->c : NULL; }
 void masq_pc_touch(masq_pc *pc) { pc->dirty = 1; }
+int masq_pc_stopping(const masq_pc *pc) { return pc->stopping; }
 void masq_pc_count_drop(masq_pc *pc) { pc->drops++; }
 
 int masq_pc_add_flush(masq_pc *pc, void (*fn)(void *ud), void *ud) {
@@ -151,7 +155,8 @@ static void on_ready(masq_conn *c, void *ud) {
   pc->ready = 1;
   pc->ever_ready = 1;
   pc->backoff = BACKOFF_MIN_NS;
-  masq_log(MASQ_LOG_INFO, "connected to %s", pc->o->proxy);
+  const char *note = pc->set.ready_note;
+  masq_log(MASQ_LOG_INFO, "connected to %s%s%s", pc->o->proxy, note ? "; " : "", note ? note : "");
   drain(pc);
 }
 
@@ -207,6 +212,14 @@ static void on_stream_close(masq_conn *c, void *ud, int64_t sid, void *sud, uint
   r->ops->on_close(r, err);
 }
 
+/* A released stream's capsules are ignored like unknown ones. */
+static int on_capsule(masq_conn *c, void *ud, int64_t sid, void *sud, uint64_t type,
+                      const uint8_t *p, size_t n) {
+  masq_pc_req *r = sud;
+  if (!r || !r->ops->on_capsule) return 0;
+  return r->ops->on_capsule(r, c, type, p, n);
+}
+
 static const masq_conn_callbacks callbacks = {
     .send = on_send,
     .on_ready = on_ready,
@@ -250,16 +263,28 @@ static void on_timer(masq_loop *loop, masq_timer *t) {
   pc->dirty = 1;
 }
 
+void masq_pc_stop(masq_pc *pc, int status) {
+  if (pc->stopping) return;
+  pc->stopping = 1; /* also keeps the last write pass from calling on_dead */
+  pc->exit_code = status;
+  masq_loop_stop(pc->loop);
+}
+
 /* A dead connection: exit if it never came up (a wrong address,
- * certificate or port, most likely: say so rather than retry blindly),
- * else drop it and retry with backoff. */
+ * certificate or port, most likely: say so rather than retry blindly)
+ * or if the owner cannot outlive it (settings.once), else drop it and
+ * retry with backoff. A connection kept for once still has its
+ * counters and streams until masq_pc_free. */
 static void on_dead(masq_pc *pc) {
-  if (pc->stopping) return; /* our own close, on a signal */
+  if (pc->stopping) return; /* our own close */
   if (!pc->ever_ready) {
     masq_log(MASQ_LOG_ERR, "cannot connect to %s: %s", pc->o->proxy, masq_conn_error_str(pc->c));
-    pc->exit_code = 1;
-    pc->stopping = 1; /* the loop's last write pass must not say it again */
-    masq_loop_stop(pc->loop);
+    masq_pc_stop(pc, 1);
+    return;
+  }
+  if (pc->set.once) {
+    masq_log(MASQ_LOG_ERR, "connection to %s lost: %s", pc->o->proxy, masq_conn_error_str(pc->c));
+    masq_pc_stop(pc, 1);
     return;
   }
   masq_log(MASQ_LOG_WARN, "connection to %s lost: %s; reconnecting in %llu s", pc->o->proxy,
@@ -269,11 +294,18 @@ static void on_dead(masq_pc *pc) {
 }
 
 /* Once per loop iteration: flush local sockets, write, re-arm the timer,
- * notice a dead connection. */
+ * notice a dead connection. A stop closes the connection here, not
+ * where it was asked for: that may be inside the session's callbacks. */
 static void service(masq_loop *loop, void *ud) {
   masq_pc *pc = ud;
   for (size_t i = 0; i < pc->nflush; i++) pc->flush[i].fn(pc->flush[i].ud);
   if (!pc->c) return;
+  if (pc->stopping) {
+    if (!pc->closed && !masq_conn_is_dead(pc->c))
+      masq_conn_close(pc->c, MASQ_H3_NO_ERROR, masq_now());
+    pc->closed = 1;
+    return;
+  }
   if (!masq_conn_is_dead(pc->c) && pc->dirty) masq_conn_write(pc->c, masq_now());
   pc->dirty = 0;
   if (masq_conn_is_dead(pc->c)) {
@@ -287,11 +319,9 @@ static void service(masq_loop *loop, void *ud) {
 
 static void on_signal(masq_loop *loop, int signo, void *ud) {
   masq_pc *pc = ud;
-  masq_log(MASQ_LOG_INFO, "%s: closing the connection", strsignal(signo));
-  pc->stopping = 1;
-  if (pc->c) masq_conn_close(pc->c, MASQ_H3_NO_ERROR, masq_now());
-  pc->exit_code = 0;
-  masq_loop_stop(loop);
+  masq_log(MASQ_LOG_INFO, "%s: closing the %s", strsignal(signo),
+           pc->set.closing ? pc->set.closing : "connection");
+  masq_pc_stop(pc, 0);
 }
 
 /* ---- connecting ------------------------------------------------------- */
@@ -321,6 +351,14 @@ static int dial(masq_pc *pc) {
     masq_log(MASQ_LOG_ERR, "cannot open a UDP socket to the proxy: %s", strerror(errno));
     return -1;
   }
+  /* Only masq connect marks its socket, hence its name in the hint. */
+  if (pc->set.set_mark && masq_udp_set_mark(pc->fd, pc->set.fwmark) != 0) {
+    masq_log(MASQ_LOG_ERR, "cannot set fwmark %u on the proxy socket: %s (masq connect needs "
+             "CAP_NET_ADMIN)", pc->set.fwmark, strerror(errno));
+    close(pc->fd);
+    pc->fd = -1;
+    return -1;
+  }
   pc->local.len = sizeof(pc->local.u.ss);
   if (getsockname(pc->fd, &pc->local.u.sa, &pc->local.len) != 0 ||
       masq_io_start(pc->loop, &pc->io, pc->fd, MASQ_EV_READ, on_socket, pc) != 0) {
@@ -330,8 +368,7 @@ static int dial(masq_pc *pc) {
     return -1;
   }
   ngtcp2_addr la = {&pc->local.u.sa, pc->local.len}, ra = {&pc->remote.u.sa, pc->remote.len};
-  pc->c = masq_conn_client_new(&pc->cfg, &callbacks, pc, &la, &ra, masq_now(), err,
-                               sizeof(err));
+  pc->c = masq_conn_client_new(&pc->cfg, &pc->cb, pc, &la, &ra, masq_now(), err, sizeof(err));
   if (!pc->c) {
     masq_log(MASQ_LOG_ERR, "%s", err);
     masq_io_stop(pc->loop, &pc->io);
@@ -346,8 +383,19 @@ static int dial(masq_pc *pc) {
 static void add_stats(masq_conn_stats *t, const masq_conn_stats *s) {
   t->dgram_tx += s->dgram_tx;
   t->dgram_rx += s->dgram_rx;
+  t->capsule_dgram_tx += s->capsule_dgram_tx;
+  t->capsule_dgram_rx += s->capsule_dgram_rx;
   t->drop_too_big += s->drop_too_big;
   t->drop_queue_full += s->drop_queue_full;
+  t->drop_unknown_context += s->drop_unknown_context;
+  t->drop_unknown_stream += s->drop_unknown_stream;
+  t->drop_capsule_too_big += s->drop_capsule_too_big;
+  t->capsules_skipped += s->capsules_skipped;
+}
+
+void masq_pc_stats(const masq_pc *pc, masq_conn_stats *out) {
+  *out = pc->total;
+  if (pc->c) add_stats(out, masq_conn_get_stats(pc->c));
 }
 
 /* Drops a dead connection. Its open streams are reported closed, which
@@ -383,6 +431,7 @@ masq_pc *masq_pc_new(masq_loop *loop, const masq_opts *o) {
   pc->exit_code = 1;
   masq_timer_init(&pc->timer, on_timer, pc);
   masq_timer_init(&pc->retry, on_retry, pc);
+  pc->cb = callbacks;
   if (masq_proxy_url_parse(o->proxy, &pc->url, err, sizeof(err)) != 0) {
     masq_log(MASQ_LOG_ERR, "--proxy %s: %s", o->proxy, err);
     free(pc);
@@ -399,6 +448,7 @@ masq_pc *masq_pc_new(masq_loop *loop, const masq_opts *o) {
   pc->cfg.sni = pc->url.host;
   pc->cfg.insecure = o->insecure;
   pc->cfg.idle_timeout = 30 * NGTCP2_SECONDS;
+  pc->cfg.cc_bbr = strcmp(o->cc, "cubic") != 0; /* --cc, default bbr */
   pc->backoff = BACKOFF_MIN_NS;
   if (masq_loop_add_hook(loop, service, pc) != 0 ||
       masq_loop_add_signal(loop, SIGINT, on_signal, pc) != 0 ||
@@ -411,22 +461,38 @@ masq_pc *masq_pc_new(masq_loop *loop, const masq_opts *o) {
   return pc;
 }
 
+void masq_pc_configure(masq_pc *pc, const masq_pc_settings *s) {
+  pc->set = *s;
+  pc->cfg.dgram_queue = s->dgram_queue;
+  /* Only on request: a session with on_capsule aborts a stream whose
+   * capsule is too big to hold, where one without skips it, as
+   * CONNECT-UDP flows should. */
+  pc->cb.on_capsule = s->capsules ? on_capsule : NULL;
+}
+
 int masq_pc_start(masq_pc *pc) { return dial(pc); }
 
-int masq_pc_run(masq_pc *pc) {
+int masq_pc_loop(masq_pc *pc) {
   if (masq_loop_run(pc->loop) != 0) {
     masq_log(MASQ_LOG_ERR, "event loop failed: %s", strerror(errno));
     pc->exit_code = 1;
+    pc->stopping = 1; /* the streams' on_close in masq_pc_free: nothing new */
   }
-  if (pc->c) add_stats(&pc->total, masq_conn_get_stats(pc->c));
-  const masq_conn_stats *st = &pc->total;
+  return pc->exit_code;
+}
+
+int masq_pc_run(masq_pc *pc) {
+  int rc = masq_pc_loop(pc);
+  masq_conn_stats total;
+  masq_pc_stats(pc, &total);
+  const masq_conn_stats *st = &total;
   masq_log(MASQ_LOG_INFO,
            "datagrams tx %llu rx %llu; dropped: %llu locally (unsendable or no tunnel), too big "
            "%llu, queue full %llu",
            (unsigned long long)st->dgram_tx, (unsigned long long)st->dgram_rx,
            (unsigned long long)pc->drops, (unsigned long long)st->drop_too_big,
            (unsigned long long)st->drop_queue_full);
-  return pc->exit_code;
+  return rc;
 }
 
 void masq_pc_free(masq_pc *pc) {

@@ -9,7 +9,12 @@
  * its flow in O(1) through ops. A flow that goes away calls
  * masq_pc_release: its stream is detached (and ended or reset), and
  * whatever still arrives for it is dropped here, with the flow-control
- * credit of byte-stream data returned. */
+ * credit of byte-stream data returned.
+ *
+ * masq connect drives its one CONNECT-IP request through the same
+ * connection, with masq_pc_configure: a marked socket, a deeper datagram
+ * queue, RFC 9484 capsules delivered, and no reconnection (a VPN whose
+ * proxy is gone ends, so the host's configuration is restored). */
 #ifndef MASQ_CLIENT_PROXYCONN_H
 #define MASQ_CLIENT_PROXYCONN_H
 
@@ -43,6 +48,11 @@ typedef struct masq_pc_req_ops {
   void (*on_data)(masq_pc_req *r, const uint8_t *p, size_t n);     /* may be NULL */
   void (*on_writable)(masq_pc_req *r);                            /* may be NULL */
   void (*on_end)(masq_pc_req *r);                                 /* peer's FIN */
+  /* An RFC 9484 capsule (ADDRESS_ASSIGN, ADDRESS_REQUEST,
+   * ROUTE_ADVERTISEMENT) and its payload, with masq_pc_settings.capsules
+   * only (else the session skips them). 0, or -1 if it is malformed: the
+   * session then aborts the stream. May be NULL (ignored). */
+  int (*on_capsule)(masq_pc_req *r, masq_conn *c, uint64_t type, const uint8_t *p, size_t n);
   /* The stream is gone (r->sid is already -1) with the H3 error code
    * (NO_ERROR on a clean close), or MASQ_PC_ERR_SUBMIT. r may be freed
    * here. */
@@ -59,14 +69,41 @@ struct masq_pc_req {
 
 void masq_pc_req_init(masq_pc_req *r, const masq_pc_req_ops *ops);
 
+/* What a front end may change from the defaults, which are a zeroed
+ * struct (what forward, socks and http-proxy use). */
+typedef struct masq_pc_settings {
+  int set_mark;       /* put fwmark on the socket (SO_MARK, CAP_NET_ADMIN) */
+  uint32_t fwmark;    /* so that policy routing sends it past a VPN */
+  size_t dgram_queue; /* datagram send queue slots; 0 for the session's */
+  int capsules;       /* deliver RFC 9484 capsules to ops->on_capsule */
+  int once;           /* a lost connection ends the run (status 1) */
+  /* Appended to the "connected to" line after "; " (or NULL), and what
+   * a signal's line says it closes (NULL: "connection"). */
+  const char *ready_note, *closing;
+} masq_pc_settings;
+
 /* Parses --proxy, loads the trust anchors, and prepares (but does not
  * start) the connection. Returns NULL after logging why. */
 masq_pc *masq_pc_new(masq_loop *loop, const masq_opts *o);
+/* Replaces the settings (copied; the strings must outlive pc). Before
+ * masq_pc_start. */
+void masq_pc_configure(masq_pc *pc, const masq_pc_settings *s);
 /* Resolves the proxy and starts the handshake. 0, or -1 after logging. */
 int masq_pc_start(masq_pc *pc);
-/* Runs the loop until SIGINT/SIGTERM (exit status 0) or until the
- * first connection attempt fails (1). Logs the totals at the end. */
+/* Runs the loop until SIGINT/SIGTERM (exit status 0), until the first
+ * connection attempt fails (1), until a connection is lost with
+ * settings.once (1), or until masq_pc_stop. Returns the exit status. */
+int masq_pc_loop(masq_pc *pc);
+/* masq_pc_loop, then a log line with the datagram totals. */
 int masq_pc_run(masq_pc *pc);
+/* Ends the run with exit status `status` (the first call's counts):
+ * the loop stops after this iteration, whose write pass closes the
+ * connection (H3_NO_ERROR). Safe inside any callback of pc's. */
+void masq_pc_stop(masq_pc *pc, int status);
+/* 1 once the run is ending (masq_pc_stop, a signal, a fatal loss). */
+int masq_pc_stopping(const masq_pc *pc);
+/* The session counters summed over every connection so far. */
+void masq_pc_stats(const masq_pc *pc, masq_conn_stats *out);
 /* Frees the connection first (its streams' on_close still run: owners
  * must be alive), then the rest. The loop is the caller's. */
 void masq_pc_free(masq_pc *pc);

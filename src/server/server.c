@@ -439,6 +439,7 @@ static int setup(srv *s, const masq_opts *o) {
    * for at least two minutes before a silent socket is closed. */
   s->cfg.idle_timeout = (uint64_t)o->idle_timeout * NGTCP2_SECONDS;
   s->cfg.max_streams_bidi = o->max_tunnels;
+  s->cfg.cc_bbr = strcmp(o->cc, "cubic") != 0;
   if (masq_io_start(s->loop, &s->io, s->fd, MASQ_EV_READ, on_socket, s) != 0 ||
       masq_loop_add_hook(s->loop, flush_dirty, s) != 0 ||
       masq_loop_add_signal(s->loop, SIGINT, on_signal, s) != 0 ||
@@ -506,8 +507,8 @@ int masq_server_run(const masq_opts *o) {
   int rv = 1;
   if (setup(&s, o) == 0) {
     char a[64];
-    masq_log(MASQ_LOG_INFO, "listening on %s (UDP, HTTP/3)",
-             masq_sockaddr_str(&s.local, a, sizeof(a)));
+    masq_log(MASQ_LOG_INFO, "listening on %s (UDP, HTTP/3, congestion control %s)",
+             masq_sockaddr_str(&s.local, a, sizeof(a)), o->cc);
     rv = masq_loop_run(s.loop) == 0 ? 0 : 1;
     log_stats(&s.stats);
   }

@@ -14,7 +14,8 @@ within TIMEOUT (exit 0), else exit 1. --sport=N sends from local port N
 instead of an ephemeral one. --rtt adds a line before the last one:
 "rtt min/avg/max A/B/C ms, bytes out X in Y".
 
-With --burst it sends all COUNT datagrams at once, without waiting, in
+With --burst it first waits for one echo (so the proxy's tunnel for this
+source is open), then sends all COUNT datagrams at once, without waiting, in
 runs of equal sizes broken by shorter ones (SIZE, SIZE, ..., SIZE/4, 1,
 ...), so that the proxy batches them, then waits up to TIMEOUT seconds
 for all the echoes: exit 0 only if every one came back intact and in the
@@ -104,7 +105,18 @@ def burst_sizes(size, count):
 
 
 def burst(s, size, count, timeout):
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    # room for all the echoes at once, past rmem_max (tests run as root)
+    s.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), 4 << 20)
+    warm = b"warm-up"
+    s.send(warm)
+    s.settimeout(timeout)
+    try:
+        if s.recv(65535) != warm:
+            print("the warm-up echo came back changed", file=sys.stderr)
+            return 2
+    except socket.timeout:
+        print("no echo of the warm-up datagram within %.1fs" % timeout, file=sys.stderr)
+        return 1
     sent = []
     for i, n in enumerate(burst_sizes(size, count)):
         # a sequence number first, so that a reordering shows as such

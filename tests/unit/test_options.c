@@ -53,6 +53,26 @@ static void test_server_defaults(void **state) {
   assert_int_equal(o.max_conns, 1024);
   assert_int_equal(o.no_auth, 0);
   assert_int_equal(o.verbose, 0);
+  assert_string_equal(o.cc, "bbr");
+}
+
+/* Congestion control: bbr by default on both ends, cubic on request, from
+ * a flag or the config file; anything else is refused by name. */
+static void test_congestion_control(void **state) {
+  (void)state;
+  assert_int_equal(parse(MASQ_CMD_FORWARD, FWD_OK, NULL), 0);
+  assert_string_equal(o.cc, "bbr");
+  assert_int_equal(parse(MASQ_CMD_SERVER, SRV_OK, "--cc", "cubic", NULL), 0);
+  assert_string_equal(o.cc, "cubic");
+  assert_int_equal(parse(MASQ_CMD_CONNECT, "--proxy", "https://p", "--cc=cubic", NULL), 0);
+  assert_string_equal(o.cc, "cubic");
+  masq_opts_init(&o, MASQ_CMD_SOCKS);
+  assert_int_equal(masq_opts_load_string(&o, "[socks]\nCC = cubic\n", err, sizeof(err)), 0);
+  assert_string_equal(o.cc, "cubic");
+  assert_err(parse(MASQ_CMD_SERVER, SRV_OK, "--cc", "reno", NULL),
+             "--cc needs bbr or cubic, got \"reno\"");
+  assert_err(parse(MASQ_CMD_GENCERT, "--cc", "bbr", NULL),
+             "--cc is for masq server, not masq gencert");
 }
 
 static void test_server_all_flags(void **state) {
@@ -658,7 +678,7 @@ int main(void) {
       cmocka_unit_test(test_required),          cmocka_unit_test(test_forward_value_errors),
       cmocka_unit_test(test_config_string),     cmocka_unit_test(test_config_long_lines),
       cmocka_unit_test(test_config_errors),     cmocka_unit_test(test_config_and_flags),
-      cmocka_unit_test(test_tcp_front_ends),
+      cmocka_unit_test(test_tcp_front_ends),    cmocka_unit_test(test_congestion_control),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
