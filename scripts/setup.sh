@@ -32,7 +32,7 @@ QUIC_PKGS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev)
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libgnutls28-dev gnutls-bin libinih-dev libcmocka-dev libmnl-dev
       iproute2 python3 dnsutils dnsmasq-base procps
-      libnftables-dev nftables iperf3 iputils-ping curl wireguard-tools)
+      libnftables-dev nftables iperf3 iputils-ping curl wireguard-tools tcpdump)
 
 missing() {
   local p
