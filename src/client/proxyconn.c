@@ -487,8 +487,8 @@ int masq_pc_run(masq_pc *pc) {
   masq_pc_stats(pc, &total);
   const masq_conn_stats *st = &total;
   masq_log(MASQ_LOG_INFO,
-           "datagrams tx %llu rx %llu; dropped: %llu locally (unsendable or no tunnel), too big "
-           "%llu, queue full %llu",
+           "datagrams tx %llu rx %llu; dropped: %llu before the session (no tunnel, refused "
+           "or malformed, or a local socket failed), %llu too big, %llu on a full send queue",
            (unsigned long long)st->dgram_tx, (unsigned long long)st->dgram_rx,
            (unsigned long long)pc->drops, (unsigned long long)st->drop_too_big,
            (unsigned long long)st->drop_queue_full);

@@ -23,7 +23,10 @@ static int64_t ut_submit(masq_pc_req *r, masq_conn *c, const char *token) {
 
 static void ut_transmit(masq_ut *t, masq_conn *c, const uint8_t *p, size_t n) {
   int rv = masq_conn_send_datagram(c, t->req.sid, p, n);
-  if (rv != 0) masq_pc_count_drop(t->pc);
+  /* The session counts its own refusals (too big, queue full); the
+   * front end's count is for what never reached it. */
+  if (rv != 0 && rv != MASQ_SESS_ERR_TOO_BIG && rv != MASQ_SESS_ERR_QUEUE_FULL)
+    masq_pc_count_drop(t->pc);
   if (rv == MASQ_SESS_ERR_TOO_BIG)
     masq_log_rl(MASQ_LOG_WARN, "dropped a %zu-byte datagram: the tunnel carries at most %zu", n,
                 masq_conn_max_datagram(c, t->req.sid));
