@@ -303,6 +303,17 @@ ucmd() {
   UCMD=(ip netns exec "$NS_C" "$PROBE" "$@" $UPROBE_OPTS)
 }
 
+fig_load_rtt() { # TAG WHY: the round trips sampled under load, or WHY as a failure
+  local r a b
+  r=$(ping_parse "$LOGS/ping-load-$1.log")
+  if [ -n "$r" ]; then
+    read -r a b _ <<<"$r"
+    fig load_p50 "$a"; fig load_p99 "$b"
+  else
+    fig fail "$2"
+  fi
+}
+
 measure_idle() { # idle round trips, first, while the tunnel's queues are empty
   local prof=$1 sys=$2 run=$3 host=$4 port=$5 tag=$1-$2-$3 r a b c
   swing
@@ -342,13 +353,7 @@ measure_tcp_ip() { # iperf3, one stream with round trips sampled, then four
     iperf_server
   fi
   wait "$ping_pid" 2>/dev/null; stop_pid "$ping_pid"
-  r=$(ping_parse "$LOGS/ping-load-$tag.log")
-  if [ -n "$r" ]; then
-    read -r a b _ <<<"$r"
-    fig load_p50 "$a"; fig load_p99 "$b"
-  else
-    fig fail "no probe answered during the TCP test"
-  fi
+  fig_load_rtt "$tag" "no probe answered during the TCP test"
   swing
   if r=$(iperf_run "$tag-4" -P 4 2>"$LOGS/err"); then
     fig tcp4 "${r% *}"; BYTES=$((BYTES + ${r#* }))
@@ -398,13 +403,7 @@ measure_udp() { # the highest paced rate under the loss limit; for a
   wait "$load_pid" 2>/dev/null; stop_pid "$load_pid"
   r=$(awk '/^result/ { print $9 }' "$LOGS/udpload-$tag.log")
   [ -n "$r" ] && BYTES=$((BYTES + r))
-  r=$(ping_parse "$LOGS/ping-load-$tag.log")
-  if [ -n "$r" ]; then
-    read -r a b _ <<<"$r"
-    fig load_p50 "$a"; fig load_p99 "$b"
-  else
-    fig fail "every probe was lost under UDP load at $load Mbit/s"
-  fi
+  fig_load_rtt "$tag" "every probe was lost under UDP load at $load Mbit/s"
 }
 
 # ---- systems ----------------------------------------------------------------
@@ -436,20 +435,20 @@ sys_down_direct() {
 
 masq_server() { # NAME ARGS...
   local name=$1; shift
-  start_bg "$name" ip netns exec "$NS_S" "$MASQ" server --cc "$MASQ_CC" --listen "[::]:443" \
+  start_bg "$name" ip netns exec "$NS_S" "$MASQ" server --cc "$CC_ALGO" --listen "[::]:443" \
     --cert "$WORK/cert.pem" --key "$WORK/key.pem" --token "$TOKEN" --allow 192.0.2.0/24 "$@"
   SRV_PID=$LAST_PID
   wait_for 10 log_has "$name" "listening on" || {
     REASON="masq server did not come up: $(log_tail "$name")"; return 1; }
 }
 
-# MASQ_CC: the congestion control of both masq ends (masq-ip-cubic sets it)
-MASQ_CC=bbr
+# CC_ALGO: the congestion control of both masq ends (masq-ip-cubic sets it)
+CC_ALGO=bbr
 sys_up_masq-ip() {
   masq_server "masq-ip-server-$1" --nat --tun "$SRV_TUN" || return 1
   local t0
   t0=$(date +%s%N)
-  start_bg "masq-ip-client-$1" ip netns exec "$NS_C" "$MASQ" connect --cc "$MASQ_CC" \
+  start_bg "masq-ip-client-$1" ip netns exec "$NS_C" "$MASQ" connect --cc "$CC_ALGO" \
     --proxy "https://$S4:443" --ca "$WORK/cert.pem" --token "$TOKEN" --tun "$CLI_TUN"
   CLI_PID=$LAST_PID
   first_packet "masq-ip-client-$1" $T4 $PROBE_PORT "$t0" || return 1
@@ -458,10 +457,10 @@ sys_up_masq-ip() {
 }
 # the same tunnel with CUBIC instead of masq's default BBR at both ends
 sys_up_masq-ip-cubic() {
-  MASQ_CC=cubic
+  CC_ALGO=cubic
   sys_up_masq-ip "$@"
   local rc=$?
-  MASQ_CC=bbr
+  CC_ALGO=bbr
   return $rc
 }
 sys_down_masq-ip-cubic() { sys_down_masq-ip; }

@@ -9,9 +9,10 @@
 #           the veth -> server TUN -> masqueraded out to the target.
 # Each: one stream and 4 (-P 4), client to target and reverse (-R).
 #
-#   [CC=cubic] bench/ip_tcp.sh BUILD_DIR [SECONDS]
-# Prints a table of goodput (iperf3's receiver side) and masq/direct. CC
-# picks both ends' congestion control (--cc; default bbr).
+#   [MASQ_BENCH_CC=cubic] bench/ip_tcp.sh BUILD_DIR [SECONDS]
+# Prints a table of goodput (iperf3's receiver side) and masq/direct.
+# MASQ_BENCH_CC picks both ends' congestion control (--cc; default bbr);
+# not CC, which many environments export as the C compiler.
 set -eu
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR [SECONDS]}" && pwd)
 SECS=${2:-10}
@@ -86,10 +87,10 @@ n_s sysctl -qw net.ipv4.ip_forward=0
 n_c ip route get "$T4" >/dev/null 2>&1 && fail "the client still has a route to $T4 without the tunnel"
 
 # ---- through masq ----
-start_server --nat --tun "$SRV_TUN" --allow 192.0.2.0/24 --allow 2001:db8:2::/64 --cc "${CC:-bbr}"
+start_server --nat --tun "$SRV_TUN" --allow 192.0.2.0/24 --allow 2001:db8:2::/64 --cc "${MASQ_BENCH_CC:-bbr}"
 # shellcheck disable=SC2086
 bg connect n_c "$MASQ" connect --proxy "https://$S4:443" --ca "$TMP/cert.pem" --token "$TOKEN" \
-  --tun "$CLI_TUN" --cc "${CC:-bbr}" -v ${CONNECT_ARGS:-} # extra options, split on purpose
+  --tun "$CLI_TUN" --cc "${MASQ_BENCH_CC:-bbr}" -v ${CONNECT_ARGS:-} # extra options, split on purpose
 CONNECT_PID=$LAST_PID
 # Ready once the client's routing sends the target into its TUN.
 for ((i = 0; i < 300; i++)); do

@@ -27,15 +27,15 @@ trap 'set +e; stop_all; cleanup' EXIT
 
 bg probe-serve n_t "$PROBE" serve "$PORT"
 wait_udp "$NS_T" "$PORT"
-ping_p50() { # LABEL: SECS of pings every 10 ms; prints and returns the line
-  n_c "$PROBE" ping "$T4" "$PORT" --interval 10 --seconds "$SECS" | tee "$TMP/ping-$1.txt"
+pings() { # SECS of pings every 10 ms; prints udpprobe's summary line
+  n_c "$PROBE" ping "$T4" "$PORT" --interval 10 --seconds "$SECS"
 }
 
 # ---- direct: the server namespace routes ----
 n_s sysctl -qw net.ipv4.ip_forward=1
 n_c ip route add 192.0.2.0/24 via "$S4"
 n_t ip route add 198.51.100.0/24 via "$SI4"
-echo "direct:  $(ping_p50 direct)"
+echo "direct:  $(pings)"
 n_c ip route del 192.0.2.0/24 via "$S4"
 n_t ip route del 198.51.100.0/24 via "$SI4"
 n_s sysctl -qw net.ipv4.ip_forward=0
@@ -51,7 +51,7 @@ for c in "${CAPS[@]}"; do
     -l -U udp
   wait_log "$TMP/cap-$dev.log" "listening on" 10
 done
-echo "masq:    $(ping_p50 masq)"
+echo "masq:    $(pings)"
 stop_all
 "$PY" "$(dirname "$0")/rtt_hops.py" "$T4.$PORT" "$S4.443" "$TMP/cap-$CLI_TUN.log" "$TMP/cap-vc-$ID.log" \
   "$TMP/cap-$SRV_TUN.log" "$TMP/cap-vt-$ID.log"
