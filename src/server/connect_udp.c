@@ -246,6 +246,7 @@ static void txq_send_run(srv *s, tunnel *t, uint32_t off, size_t len, size_t seg
    * and is dropped rather than fragmented (RFC 9298 §3). */
   if (masq_udp_send(t->fd, s->udp_txq.buf + off, len, n > 1 ? seg : 0, NULL) == 0) {
     s->stats.udp_tx += n;
+    s->stats.udp_tx_sends++;
     return;
   }
   s->stats.udp_tx_drop += n;

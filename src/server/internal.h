@@ -21,6 +21,7 @@ typedef struct sconn sconn;
 typedef struct srv_stats {
   uint64_t tunnels_opened, tunnels_refused, auth_failures, retries;
   uint64_t udp_tx, udp_rx, udp_tx_drop, udp_rx_drop;
+  uint64_t udp_tx_sends; /* sendmsg calls that carried udp_tx (GSO runs) */
   /* CONNECT-IP: packets to / from the TUN, and why others were dropped */
   uint64_t ip_tx, ip_rx;
   uint64_t ip_drop_malformed, ip_drop_spoofed, ip_drop_refused, ip_drop_too_big;

@@ -483,9 +483,10 @@ static void log_stats(const srv_stats *st) {
            (ull)st->retries);
   if (st->udp_tx | st->udp_tx_drop | st->udp_rx | st->udp_rx_drop)
     masq_log(MASQ_LOG_INFO,
-             "stopped: connect-udp: datagrams to targets %llu (dropped %llu), "
+             "stopped: connect-udp: datagrams to targets %llu in %llu sends (dropped %llu), "
              "from targets %llu (dropped %llu)",
-             (ull)st->udp_tx, (ull)st->udp_tx_drop, (ull)st->udp_rx, (ull)st->udp_rx_drop);
+             (ull)st->udp_tx, (ull)st->udp_tx_sends, (ull)st->udp_tx_drop, (ull)st->udp_rx,
+             (ull)st->udp_rx_drop);
   if (st->ip_tx | st->ip_rx | st->ip_drop_malformed | st->ip_drop_spoofed | st->ip_drop_refused |
       st->ip_drop_too_big | st->ip_drop_no_owner | st->ip_drop_tun | st->icmp_sent)
     masq_log(MASQ_LOG_INFO,

@@ -116,4 +116,11 @@ tunnels_after=$(grep -cE "tunnel on stream [0-9]+ to $T4:7 \($T4\)" "$TMP/server
 pretty "two concurrent sources: streams $s1 and $s2, 20/20 echoes each"
 
 alive "$SERVER_PID" "the server"
+stop_server
+# The burst above went to the target in GSO runs: fewer sends than
+# datagrams (one send each before the batching).
+read -r dgrams sends < <(sed -nE 's/.*connect-udp: datagrams to targets ([0-9]+) in ([0-9]+) sends.*/\1 \2/p' "$TMP/server.log")
+[ -n "${sends:-}" ] || fail "no connect-udp totals in the server's log"
+((sends < dgrams)) || fail "the server sent $dgrams datagrams to targets in $sends sends: no batching"
+pretty "the server batched: $dgrams datagrams to targets in $sends sends"
 finish
